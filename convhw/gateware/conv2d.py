@@ -1,0 +1,196 @@
+"""Conv2d: a streaming 2-D convolution, one pixel per clock, bit-exact with the golden model.
+
+Interface
+    ``i``: input pixels, row-major, ``first`` on a frame's first pixel (SOF). Only real pixels
+    are sent; padding is generated inside. ``o``: output pixels, row-major, ``first`` on each
+    frame's first output and ``last`` on the last output of each row. ``coef`` (runtime
+    coefficients only): row-major write port; writes take effect at the next start of frame.
+
+Datapath
+    scheduler -> line buffer (block RAM, KH-1 rows packed) -> window registers -> masked taps /
+    products -> pipelined adder tree -> round and saturate -> output FIFO.
+
+Timing
+    Every position of ``spec`` takes one clock when nothing stalls: input pixels at one per
+    clock, plus ``positions_per_frame - width*height`` positions per frame without input (bottom
+    padding, longer output rows). An output leaves ``spec.latency`` cycles after its position.
+
+Backpressure
+    The pipeline after the scheduler never stalls. A position is issued only while the output
+    FIFO has a free slot for every result in flight (credits), so no result is ever dropped, and
+    the FIFO gives the output stream its valid/ready behaviour.
+
+Frame edges
+    Frames are counted by position, so a producer that never sets ``first`` still works. A
+    ``first`` arriving mid-frame ends that frame early: its missing pixels are taken as zeros,
+    its outputs all come out, and the new frame starts with that pixel. Input ``last`` is not
+    needed and is ignored.
+"""
+
+from amaranth import *
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..spec import ConvSpec, signed_bits
+from ..terms import PARTIAL, PIXEL, PRODUCT
+from .adder_tree import Term, adder_tree
+from .coefficients import CoefficientBank
+from .layouts import coefficient_port_signature, pixel_layout
+from .line_buffer import LineBuffer
+from .requantize import requantize
+from .schedule import Scheduler
+from .window import Window
+
+__all__ = ["Conv2d"]
+
+
+def _delay(m, value, cycles, name):
+    for index in range(cycles):
+        stage = Signal.like(value, name=f"{name}_d{index}")
+        m.d.sync += stage.eq(value)
+        value = stage
+    return value
+
+
+class Conv2d(wiring.Component):
+    """Streaming 2-D convolution described by a :class:`~convhw.ConvSpec`.
+
+    Members
+    -------
+    i : In(stream.Signature(pixel_layout(in_bits, in_signed)))
+    o : Out(stream.Signature(pixel_layout(out_bits, True)))
+    coef : In(coefficient_port_signature(spec)), runtime coefficients only
+    """
+
+    def __init__(self, spec):
+        if not isinstance(spec, ConvSpec):
+            raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
+        self._spec = spec
+        members = {
+            "i": In(stream.Signature(pixel_layout(spec.in_bits, spec.in_signed))),
+            "o": Out(stream.Signature(pixel_layout(spec.out_bits, True))),
+        }
+        if spec.runtime_coeffs:
+            members["coef"] = In(coefficient_port_signature(spec))
+        super().__init__(members)
+
+    @property
+    def spec(self):
+        return self._spec
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        kh, kw = spec.kernel_shape
+        pixel_shape = self.i.payload.data.shape()
+
+        # Output FIFO and credits: issue only while every result in flight has a slot.
+        depth = spec.latency + 1
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
+            width=spec.out_bits + 2, depth=depth)
+        in_flight = Signal(range(depth + 1))
+        has_credit = in_flight < depth
+
+        # P0: the scheduler issues one position per clock.
+        m.submodules.scheduler = sched = Scheduler(spec)
+        early_first = self.i.payload.first & ~sched.at_start
+        issue = has_credit & Mux(sched.needs_input, self.i.valid & ~early_first, 1)
+        m.d.comb += [
+            self.i.ready.eq(has_credit & sched.needs_input & ~early_first),
+            sched.advance.eq(issue),
+            sched.truncate.eq(sched.needs_input & self.i.valid & early_first),
+        ]
+        popped = self.o.valid & self.o.ready
+        m.d.sync += in_flight.eq(in_flight + (issue & sched.emit) - popped)
+
+        control = data.StructLayout({
+            "emit": 1, "first": 1, "last": 1, "sof": 1, "row_mask": kh, "col_mask": kw})
+        p0 = Signal(control)
+        m.d.comb += [
+            p0.emit.eq(issue & sched.emit), p0.first.eq(sched.first), p0.last.eq(sched.last),
+            p0.sof.eq(issue & sched.at_start),
+            p0.row_mask.eq(sched.row_mask), p0.col_mask.eq(sched.col_mask),
+        ]
+
+        # S1: line-buffer read data arrives; the column enters the window.
+        s1 = Signal(control)
+        s1_valid, s1_pixel = Signal(), Signal(pixel_shape)
+        s1_column, s1_in_columns = Signal.like(sched.column), Signal()
+        m.d.sync += [
+            s1.eq(p0), s1_valid.eq(issue), s1_column.eq(sched.column),
+            s1_in_columns.eq(sched.in_columns),
+            s1_pixel.eq(Mux(sched.needs_input, self.i.payload.data, 0)),
+        ]
+        span_h = spec.span[0]
+        column = [s1_pixel] * kh
+        if span_h > 1:
+            m.submodules.line_buffer = lb = LineBuffer(
+                shape=pixel_shape, rows=span_h - 1, width=spec.width)
+            m.d.comb += [
+                lb.read.eq(issue & sched.in_columns), lb.column.eq(sched.column),
+                lb.write.eq(s1_valid & s1_in_columns), lb.write_column.eq(s1_column),
+                lb.pixel.eq(s1_pixel),
+            ]
+            stored = [lb.rows_out[r] for r in range(span_h - 1)] + [s1_pixel]
+            column = [Mux(s1_in_columns, stored[i * spec.dilation[0]], 0) for i in range(kh)]
+        m.submodules.window = window = Window(
+            shape=pixel_shape, kernel_shape=(kh, kw), dilation_x=spec.dilation[1])
+        m.d.comb += window.shift.eq(s1_valid)
+        m.d.comb += [window.column[i].eq(column[i]) for i in range(kh)]
+
+        # S2: the window holds this position's taps; mask the padding and multiply.
+        s2 = Signal(control)
+        m.d.sync += s2.eq(s1)
+        if spec.runtime_coeffs:
+            m.submodules.coefficients = bank = CoefficientBank(spec)
+            wiring.connect(m, wiring.flipped(self.coef), bank.port)
+            m.d.comb += bank.swap.eq(s1.sof)
+        xlo, xhi = spec.pixel_range
+        masked_taps = {}
+
+        def masked_tap(row, col):
+            # Zero where the kernel overlaps padding; one register per tap, shared by its terms.
+            if (row, col) not in masked_taps:
+                masked = masked_taps[row, col] = Signal(pixel_shape, name=f"tap_{row}_{col}")
+                inside = s2.row_mask[row] & s2.col_mask[col]
+                m.d.sync += masked.eq(Mux(inside, window.taps[row][col], 0))
+            return masked_taps[row, col]
+
+        terms = []
+        for row, col, kind, shift, negative in spec.terms:
+            tap = window.taps[row][col]
+            inside = s2.row_mask[row] & s2.col_mask[col]
+            if kind == PRODUCT:
+                cb = spec.coeff_bits
+                corners = [c * x for c in (-(1 << (cb - 1)), (1 << (cb - 1)) - 1)
+                           for x in (xlo, xhi)]
+                product = Signal(signed(signed_bits(min(corners), max(corners))),
+                                 name=f"product_{row}_{col}")
+                m.d.sync += product.eq(Mux(inside, tap * bank.active[row][col], 0))
+                terms.append(Term(product, min(corners), max(corners)))
+                continue
+            masked = masked_tap(row, col)
+            if kind == PIXEL:
+                terms.append(Term(masked, xlo, xhi, shift, negative))
+            else:
+                assert kind == PARTIAL
+                gated = Mux(bank.active_late[row][col][shift], masked, 0)
+                terms.append(Term(gated, min(xlo, 0), max(xhi, 0), shift, negative))
+        s3 = Signal(control)
+        m.d.sync += s3.eq(s2)
+
+        # Adder tree, then rounding and saturation.
+        root = adder_tree(m, terms)
+        result = requantize(m, root, spec)
+        done = _delay(m, s3, spec.tree_depth + spec.back_stages, "control")
+        assert spec.pipeline_depth == 3 + spec.tree_depth + spec.back_stages
+
+        m.d.comb += [
+            out_fifo.w_en.eq(done.emit),
+            out_fifo.w_data.eq(Cat(result, done.first, done.last)),
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+        return m
+
