@@ -6,11 +6,12 @@ saw. Runtime coefficients, one kernel per frame, are written through the core's 
 just before each frame's first pixel.
 """
 
-import random
 from dataclasses import dataclass, field
 
 import numpy as np
 from amaranth.sim import Simulator
+
+from .stalls import INPUT, OUTPUT, StallPattern
 
 __all__ = ["SimResult", "simulate", "pysim"]
 
@@ -30,12 +31,8 @@ class SimResult:
     engine: str = "pysim"
 
 
-def _stall_plan(rng, probability):
-    return (lambda: False) if probability <= 0 else (lambda: rng.random() < probability)
-
-
 def _check_probability(name, value):
-    if not 0 <= value < 1:
+    if not (isinstance(value, (int, float)) and 0 <= value < 1):
         raise ValueError(f"'{name}' must be a probability from 0 up to (not including) 1, "
                          f"not {value!r}")
 
@@ -103,8 +100,8 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
     out_h, out_w = spec.out_shape
     expected = len(frames) * out_h * out_w
     limit = max_cycles or budget(spec, frames, in_stall, out_stall)
-    rng_in, rng_out = random.Random(seed), random.Random(seed ^ 0x5EED)
-    stall_in, stall_out = _stall_plan(rng_in, in_stall), _stall_plan(rng_out, out_stall)
+    stall_in = StallPattern(seed, INPUT, in_stall)
+    stall_out = StallPattern(seed, OUTPUT, out_stall)
     state = {"first_in": None}
     outputs, markers, errors = [], [], []
 
@@ -124,13 +121,11 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
             values = frame.tolist()
             for y in range(height):
                 for x in range(width):
-                    if stall_in():
+                    if stall_in(cycle):
                         ctx.set(dut.i.valid, 0)
-                        while True:
+                        while stall_in(cycle):
                             await ctx.tick()
                             cycle += 1
-                            if not stall_in():
-                                break
                     ctx.set(dut.i.payload, {"data": values[y][x], "first": x == 0 and y == 0,
                                             "last": x == width - 1})
                     ctx.set(dut.i.valid, 1)
@@ -147,7 +142,7 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
         cycle, ready, last_out = 0, None, 0
         waiting = None  # payload offered but not taken last cycle
         while len(outputs) < expected:
-            want = not stall_out()
+            want = not stall_out(cycle)
             if want != ready:
                 ctx.set(dut.o.ready, want)
                 ready = want
