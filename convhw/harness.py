@@ -77,11 +77,24 @@ def stimulus(spec, frames, coefficients=None):
     return frames, _kernels(spec, frames, coefficients)
 
 
+BACKENDS = ("pysim", "fast")
+
+
 def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0, vcd=None,
-             max_cycles=None):
-    """Run ``frames`` (2-D integer arrays) through ``dut`` in the Amaranth simulator."""
-    return pysim(dut, frames, coefficients=coefficients, in_stall=in_stall, out_stall=out_stall,
-                 seed=seed, vcd=vcd, max_cycles=max_cycles)
+             max_cycles=None, backend="pysim"):
+    """Run ``frames`` (integer arrays of ``dut.spec.frame_shape``) through ``dut``.
+
+    ``backend="pysim"`` uses the Amaranth simulator; ``"fast"`` a compiled model of the same
+    design (:mod:`convhw.fastsim`), with the same stall patterns and cycle counts.
+    """
+    if backend == "pysim":
+        run = pysim
+    elif backend == "fast":
+        from .fastsim import simulate as run
+    else:
+        raise ValueError(f"'backend' must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    return run(dut, frames, coefficients=coefficients, in_stall=in_stall, out_stall=out_stall,
+               seed=seed, vcd=vcd, max_cycles=max_cycles)
 
 
 def budget(spec, frames, in_stall, out_stall):
@@ -97,8 +110,8 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
     _check_probability("in_stall", in_stall)
     _check_probability("out_stall", out_stall)
     frames, kernels = stimulus(spec, frames, coefficients)
-    out_h, out_w = spec.out_shape
-    expected = len(frames) * out_h * out_w
+    out_size = int(np.prod(spec.out_shape))
+    expected = len(frames) * out_size
     limit = max_cycles or budget(spec, frames, in_stall, out_stall)
     stall_in = StallPattern(seed, INPUT, in_stall)
     stall_out = StallPattern(seed, OUTPUT, out_stall)
@@ -117,8 +130,9 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
                     await ctx.tick()
                     cycle += 1
                 ctx.set(dut.coef.we, 0)
-            height, width = frame.shape
-            values = frame.tolist()
+            rows = frame.reshape(-1, frame.shape[-1])  # a 1-D sequence is one row
+            height, width = rows.shape
+            values = rows.tolist()
             for y in range(height):
                 for x in range(width):
                     if stall_in(cycle):
@@ -171,9 +185,9 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
     else:
         sim.run()
 
-    result_frames = [np.array(outputs[k * out_h * out_w:(k + 1) * out_h * out_w],
+    result_frames = [np.array(outputs[k * out_size:(k + 1) * out_size],
                               dtype=object if spec.out_bits > 62 else np.int64)
-                     .reshape(out_h, out_w) for k in range(len(frames))]
+                     .reshape(spec.out_shape) for k in range(len(frames))]
     errors += marker_errors(markers, spec.out_shape)
     return SimResult(frames=result_frames, cycles=state["last_out"] - state["first_in"],
                      total_cycles=state["last_out"] + 1, errors=errors)
@@ -181,7 +195,7 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
 
 def marker_errors(markers, out_shape):
     """Check ``(first, last)`` of each output against row-major frames of ``out_shape``."""
-    out_h, out_w = out_shape
+    out_h, out_w = (1, *out_shape) if len(out_shape) == 1 else out_shape
     errors = []
     for index, (first, last) in enumerate(markers):
         x = index % out_w

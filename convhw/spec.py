@@ -119,6 +119,10 @@ class ConvSpec:
     def __init__(self, *, width, height, kernel=None, kernel_shape=None, stride=1, padding=0,
                  dilation=1, in_bits=8, in_signed=False, coeff_bits=None, flip=False, shift=None,
                  out_bits=None, max_dsps=None):
+        self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
+                          stride=stride, padding=padding, dilation=dilation, in_bits=in_bits,
+                          in_signed=in_signed, coeff_bits=coeff_bits, flip=flip, shift=shift,
+                          out_bits=out_bits, max_dsps=max_dsps)
         self._width = validate_positive_int("width", width)
         self._height = validate_positive_int("height", height)
 
@@ -395,6 +399,10 @@ class ConvSpec:
         """Cycles from a frame's first input to its last output, without stalls."""
         out_h, out_w = self.out_shape
         return self.output_position(out_h - 1, out_w - 1) + self.latency
+
+    def replace(self, **changes):
+        """A new spec with some constructor arguments changed (validated again)."""
+        return type(self)(**{**self._args, **changes})
 
     def __eq__(self, other):
         return isinstance(other, ConvSpec) and self._key() == other._key()
