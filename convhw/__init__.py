@@ -1,8 +1,9 @@
 """convhw: exact, streaming FPGA convolution accelerators in Amaranth HDL."""
 
 from .spec import ConvSpec
-from .gateware import Conv2d
+from .spec1d import Conv1dSpec
+from .gateware import Conv1d, Conv2d
 
-__all__ = ["ConvSpec", "Conv2d", "__version__"]
+__all__ = ["ConvSpec", "Conv1dSpec", "Conv2d", "Conv1d", "__version__"]
 
 __version__ = "0.1.0"

@@ -87,11 +87,17 @@ def conv1d(x, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=None
 
 
 def run_spec(spec, image, kernel=None):
-    """The golden output of ``spec`` for one frame; ``kernel`` is needed at runtime only."""
+    """The golden output of ``spec`` (2-D or 1-D) for one frame; ``kernel`` is needed at
+    runtime only."""
     if kernel is None:
         kernel = spec.kernel
         if kernel is None:
             raise ValueError("a runtime-coefficient spec needs the kernel to compute its output")
+    if len(spec.frame_shape) == 1:
+        return conv1d(image, kernel, stride=spec.stride, padding=spec.padding,
+                      dilation=spec.dilation, flip=spec.flip,
+                      shift=spec.shift if spec.requantize else None,
+                      out_bits=spec.out_bits if spec.requantize else None)
     return conv2d(image, kernel, stride=spec.stride, padding=spec.padding,
                   dilation=spec.dilation, flip=spec.flip,
                   shift=spec.shift if spec.requantize else None,

@@ -1,6 +1,7 @@
-"""Amaranth 0.5 gateware: the streaming convolution datapath, one idea per module."""
+"""Amaranth 0.5 gateware: the streaming convolution datapaths, one idea per module."""
 
 from .layouts import pixel_layout, coefficient_port_signature
 from .conv2d import Conv2d
+from .conv1d import Conv1d
 
-__all__ = ["Conv2d", "pixel_layout", "coefficient_port_signature"]
+__all__ = ["Conv2d", "Conv1d", "pixel_layout", "coefficient_port_signature"]

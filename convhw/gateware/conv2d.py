@@ -28,28 +28,20 @@ Frame edges
 """
 
 from amaranth import *
-from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
 
-from ..spec import ConvSpec, signed_bits
-from ..terms import PARTIAL, PIXEL, PRODUCT
-from .adder_tree import Term, adder_tree
+from ..spec import ConvSpec
+from .adder_tree import adder_tree
 from .coefficients import CoefficientBank
-from .layouts import coefficient_port_signature, pixel_layout
+from .core_io import OutputQueue, core_signature
+from .delay import delay
 from .line_buffer import LineBuffer
+from .products import masked_terms
 from .requantize import requantize
 from .schedule import Scheduler
 from .window import Window
 
 __all__ = ["Conv2d"]
-
-
-def _delay(m, value, cycles, name):
-    for index in range(cycles):
-        stage = Signal.like(value, name=f"{name}_d{index}")
-        m.d.sync += stage.eq(value)
-        value = stage
-    return value
 
 
 class Conv2d(wiring.Component):
@@ -66,13 +58,7 @@ class Conv2d(wiring.Component):
         if not isinstance(spec, ConvSpec):
             raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
         self._spec = spec
-        members = {
-            "i": In(stream.Signature(pixel_layout(spec.in_bits, spec.in_signed))),
-            "o": Out(stream.Signature(pixel_layout(spec.out_bits, True))),
-        }
-        if spec.runtime_coeffs:
-            members["coef"] = In(coefficient_port_signature(spec))
-        super().__init__(members)
+        super().__init__(core_signature(spec))
 
     @property
     def spec(self):
@@ -83,13 +69,9 @@ class Conv2d(wiring.Component):
         spec = self._spec
         kh, kw = spec.kernel_shape
         pixel_shape = self.i.payload.data.shape()
-
-        # Output FIFO and credits: issue only while every result in flight has a slot.
-        depth = spec.latency + 1
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(
-            width=spec.out_bits + 2, depth=depth)
-        in_flight = Signal(range(depth + 1))
-        has_credit = in_flight < depth
+        m.submodules.output = output = OutputQueue(bits=spec.out_bits, depth=spec.latency + 1)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
+        has_credit = output.can_start
 
         # P0: the scheduler issues one position per clock.
         m.submodules.scheduler = sched = Scheduler(spec)
@@ -100,8 +82,7 @@ class Conv2d(wiring.Component):
             sched.advance.eq(issue),
             sched.truncate.eq(sched.needs_input & self.i.valid & early_first),
         ]
-        popped = self.o.valid & self.o.ready
-        m.d.sync += in_flight.eq(in_flight + (issue & sched.emit) - popped)
+        m.d.comb += output.start.eq(issue & sched.emit)
 
         control = data.StructLayout({
             "emit": 1, "first": 1, "last": 1, "sof": 1, "row_mask": kh, "col_mask": kw})
@@ -141,56 +122,24 @@ class Conv2d(wiring.Component):
         # S2: the window holds this position's taps; mask the padding and multiply.
         s2 = Signal(control)
         m.d.sync += s2.eq(s1)
+        bank = None
         if spec.runtime_coeffs:
             m.submodules.coefficients = bank = CoefficientBank(spec)
             wiring.connect(m, wiring.flipped(self.coef), bank.port)
             m.d.comb += bank.swap.eq(s1.sof)
-        xlo, xhi = spec.pixel_range
-        masked_taps = {}
-
-        def masked_tap(row, col):
-            # Zero where the kernel overlaps padding; one register per tap, shared by its terms.
-            if (row, col) not in masked_taps:
-                masked = masked_taps[row, col] = Signal(pixel_shape, name=f"tap_{row}_{col}")
-                inside = s2.row_mask[row] & s2.col_mask[col]
-                m.d.sync += masked.eq(Mux(inside, window.taps[row][col], 0))
-            return masked_taps[row, col]
-
-        terms = []
-        for row, col, kind, shift, negative in spec.terms:
-            tap = window.taps[row][col]
-            inside = s2.row_mask[row] & s2.col_mask[col]
-            if kind == PRODUCT:
-                cb = spec.coeff_bits
-                corners = [c * x for c in (-(1 << (cb - 1)), (1 << (cb - 1)) - 1)
-                           for x in (xlo, xhi)]
-                product = Signal(signed(signed_bits(min(corners), max(corners))),
-                                 name=f"product_{row}_{col}")
-                m.d.sync += product.eq(Mux(inside, tap * bank.active[row][col], 0))
-                terms.append(Term(product, min(corners), max(corners)))
-                continue
-            masked = masked_tap(row, col)
-            if kind == PIXEL:
-                terms.append(Term(masked, xlo, xhi, shift, negative))
-            else:
-                assert kind == PARTIAL
-                gated = Mux(bank.active_late[row][col][shift], masked, 0)
-                terms.append(Term(gated, min(xlo, 0), max(xhi, 0), shift, negative))
+        terms = masked_terms(m, spec, window.taps,
+                             lambda row, col: s2.row_mask[row] & s2.col_mask[col], bank)
         s3 = Signal(control)
         m.d.sync += s3.eq(s2)
 
         # Adder tree, then rounding and saturation.
-        root = adder_tree(m, terms)
-        result = requantize(m, root, spec)
-        done = _delay(m, s3, spec.tree_depth + spec.back_stages, "control")
+        result = requantize(m, adder_tree(m, terms), spec)
+        done = delay(m, s3, spec.tree_depth + spec.back_stages, "control")
         assert spec.pipeline_depth == 3 + spec.tree_depth + spec.back_stages
-
         m.d.comb += [
-            out_fifo.w_en.eq(done.emit),
-            out_fifo.w_data.eq(Cat(result, done.first, done.last)),
-            self.o.valid.eq(out_fifo.r_rdy),
-            self.o.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.o.ready),
+            output.w_en.eq(done.emit),
+            output.w_data.data.eq(result),
+            output.w_data.first.eq(done.first),
+            output.w_data.last.eq(done.last),
         ]
         return m
-
