@@ -1,0 +1,102 @@
+"""The ``convhw`` command: generate, simulate, synth, demo (and board, where installed).
+
+Each command is a module here with ``add_parser(subparsers)`` and ``run(args) -> int``. User
+errors (bad options, values or files, a missing toolchain) print one line,
+``convhw: error: <message>``, on stderr and exit with status 2, never a traceback.
+"""
+
+import argparse
+import importlib
+import sys
+
+from .errors import CliError
+
+__all__ = ["main", "CliError"]
+
+COMMANDS = ("generate", "simulate", "synth", "demo", "board")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"convhw: error: {self.prog.split(' ', 1)[-1]}: {message}\n"
+                         if " " in self.prog else f"convhw: error: {message}\n")
+        sys.exit(2)
+
+
+def _user_errors():
+    """Exception types that mean the user's input (or install) is at fault."""
+    errors = [CliError, ValueError, TypeError, OSError]
+    for module, name in (("convhw.toolchain", "ToolchainMissing"),
+                         ("convhw.fastsim", "EngineMissing")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+class _Unavailable:
+    """A command whose module is present but cannot be imported (a missing extra)."""
+
+    def __init__(self, name, error):
+        self.name, self.error = name, error
+
+    def add_parser(self, subparsers):
+        parser = subparsers.add_parser(self.name, help=f"(unavailable: {self.error})",
+                                       add_help=False)
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(self, args):
+        raise CliError(f"{self.name}: unavailable in this install ({self.error}); "
+                       f"pip install 'convhw[all]'")
+
+
+def _command_modules():
+    modules = {}
+    for name in COMMANDS:
+        try:
+            modules[name] = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name == f"{__name__}.{name}":
+                continue  # not written (yet): leave the command out
+            modules[name] = _Unavailable(name, error)
+        except ImportError as error:
+            modules[name] = _Unavailable(name, error)
+    return modules
+
+
+def build_parser(modules=None):
+    from .. import __version__
+    modules = _command_modules() if modules is None else modules
+    parser = _Parser(prog="convhw",
+                     description="Generate, simulate and synthesize streaming FPGA convolution "
+                                 "accelerators.")
+    parser.add_argument("--version", action="version", version=f"convhw {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in modules.values():
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``convhw`` command line; returns the exit status."""
+    modules = _command_modules()
+    parser = build_parser(modules)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return modules[args.command].run(args)
+    except _user_errors() as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"convhw: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("convhw: interrupted", file=sys.stderr)
+        return 130

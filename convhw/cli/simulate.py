@@ -1,0 +1,179 @@
+"""``convhw simulate``: run frames through the cycle-accurate core and compare with the golden model.
+
+Frames: with ``--frames N`` the core gets N frames back to back. Frame 0 is the input; frame
+``k`` is the input shifted cyclically by ``k`` rows and ``3*k`` columns (a sequence: by ``3*k``
+samples), so consecutive frames differ whenever the input is not uniform. Every output frame is
+checked against :func:`convhw.golden.run_spec`, and the frame markers against the output shape.
+
+Exit status: 0 when every output is bit-exact (and the streams behaved), 1 when not, 2 for bad
+options or files.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from ..golden import run_spec
+from ..harness import simulate
+from ..images import load_frame, save_frame
+from .errors import CliError
+from .options import add_spec_arguments, runtime_kernel, spec_from_args
+
+__all__ = ["add_parser", "run", "frame_sequence", "run_and_compare"]
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "simulate", help="simulate a core on an input and compare with the golden model",
+        description="Cycle-accurate simulation of the core, compared bit for bit with the golden "
+                    "model. Exit status 0 when bit-exact, 1 when not.")
+    parser.add_argument("--input", required=True, metavar="FILE",
+                        help="2-D .npy integer frame, 1-D .npy sequence, or grayscale .png/.pgm")
+    parser.add_argument("--output", metavar="FILE",
+                        help=".npy: exact integers (N frames: an N x ... stack); .png/.pgm: a "
+                             "picture (|v| stretched to 0..255; N frames: FILE-k.png for k > 0)")
+    parser.add_argument("--frames", type=int, default=1, metavar="N",
+                        help="frames back to back (frame k: the input shifted by k rows, 3k "
+                             "columns); default 1")
+    parser.add_argument("--stall", type=float, default=0.0, metavar="P",
+                        help="stall probability on both streams, 0 <= P < 1 (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="stall seed (default 0)")
+    parser.add_argument("--vcd", metavar="FILE", help="write a waveform (pysim only)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--backend", choices=("pysim", "fast"), default="pysim",
+                        help="pysim (default) or fast: a compiled model (Verilator)")
+    add_spec_arguments(parser)
+    return parser
+
+
+def frame_sequence(frame, count):
+    """``count`` frames: ``frame`` shifted cyclically by ``k`` rows and ``3*k`` columns."""
+    if frame.ndim == 1:
+        return [np.roll(frame, 3 * k) for k in range(count)]
+    return [np.roll(frame, (k, 3 * k), axis=(0, 1)) for k in range(count)]
+
+
+def _check_range(spec, frame):
+    lo, hi = spec.pixel_range
+    if frame.min() < lo or frame.max() > hi:
+        kind = "signed" if spec.in_signed else "unsigned"
+        raise CliError(f"--input: values {frame.min()}..{frame.max()} do not fit --in-bits "
+                       f"{spec.in_bits} {kind} ({lo}..{hi}); raise --in-bits"
+                       + ("" if spec.in_signed or frame.min() >= 0 else " or pass --signed"))
+
+
+def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
+                    backend="pysim"):
+    """Simulate ``frames`` and compare with the golden model: ``(result, expected, report)``."""
+    from ..gateware import Conv1d, Conv2d
+    core = Conv1d(spec) if len(spec.frame_shape) == 1 else Conv2d(spec)
+    coefficients = None if kernel is None else [kernel]
+    if backend == "fast":
+        try:
+            import convhw.fastsim  # noqa: F401
+        except ModuleNotFoundError as error:
+            if error.name and error.name.startswith("convhw"):
+                raise CliError("--backend fast: the compiled engine (convhw.fastsim) is not part "
+                               "of this install")
+            raise
+    expected = [run_spec(spec, frame, kernel) for frame in frames]
+    try:
+        result = simulate(core, frames, coefficients=coefficients, in_stall=stall,
+                          out_stall=stall, seed=seed, vcd=vcd, backend=backend)
+        hung = None
+    except TimeoutError as error:
+        result, hung = None, str(error)
+    mismatches = []
+    if result is not None:
+        for index, (got, want) in enumerate(zip(result.frames, expected)):
+            bad = np.argwhere(np.asarray(got) != np.asarray(want))
+            if len(bad):
+                where = tuple(int(v) for v in bad[0])
+                mismatches.append(f"frame {index}: {len(bad)} outputs differ, first at {where}: "
+                                  f"got {got[where]}, expected {want[where]}")
+    errors = ([hung] if hung else []) + (list(result.errors) if result else []) + mismatches
+    pixels = sum(int(np.prod(frame.shape)) for frame in frames)
+    cycles = result.cycles if result else None
+    report = {
+        "match": not errors,
+        "cycles": cycles,
+        "total_cycles": result.total_cycles if result else None,
+        "cycles_per_frame": spec.cycles_per_frame,
+        "out_shape": list(spec.out_shape),
+        "in_shape": list(frames[0].shape),
+        "frames": len(frames),
+        "pixels_per_cycle": round(pixels / cycles, 4) if cycles else None,
+        "latency": spec.latency,
+        "engine": getattr(result, "engine", backend) if result else backend,
+        "stall": stall,
+        "seed": seed,
+        "errors": errors[:20],
+        "spec": spec.to_dict(),
+    }
+    return result, expected, report
+
+
+def _write_output(path, frames):
+    stem, suffix = os.path.splitext(path)
+    if suffix.lower() == ".npy":
+        save_frame(path, frames[0] if len(frames) == 1 else np.stack(frames))
+        return [path]
+    written = []
+    for index, frame in enumerate(frames):
+        target = path if index == 0 else f"{stem}-{index}{suffix}"
+        save_frame(target, frame)
+        written.append(target)
+    return written
+
+
+def _print_summary(report, spec, written):
+    frames, cycles = report["frames"], report["cycles"]
+    shape = "x".join(map(str, reversed(report["in_shape"])))
+    out = "x".join(map(str, reversed(report["out_shape"])))
+    print(f"{frames} frame(s) {shape} -> {out}, engine {report['engine']}, "
+          f"stall {report['stall']}")
+    if cycles is not None:
+        print(f"cycles: {cycles} ({cycles / frames:.1f} per frame; no-stall figure "
+              f"{spec.cycles_per_frame} per frame), latency {spec.latency}")
+        print(f"pixels per cycle: {report['pixels_per_cycle']}")
+    print(f"match: {'yes, bit-exact' if report['match'] else 'NO'}")
+    for error in report["errors"]:
+        print(f"  {error}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}")
+
+
+def run(args):
+    if args.frames < 1:
+        raise CliError(f"--frames: must be >= 1, not {args.frames}")
+    if not 0 <= args.stall < 1:
+        raise CliError(f"--stall: must be a probability from 0 up to (not including) 1, "
+                       f"not {args.stall}")
+    if args.output:
+        suffix = os.path.splitext(args.output)[1].lower()
+        from ..images import IMAGE_SUFFIXES
+        if suffix not in (".npy",) + IMAGE_SUFFIXES:
+            raise CliError(f"--output: unknown format {suffix or '(no suffix)'!r}; use .npy or "
+                           f"an image ({', '.join(IMAGE_SUFFIXES)})")
+    try:
+        frame = load_frame(args.input)
+    except (ValueError, OSError) as error:
+        raise CliError(f"--input: {error}")
+    spec = spec_from_args(args, frame_shape=frame.shape)
+    _check_range(spec, frame)
+    kernel = runtime_kernel(args, spec)
+    if args.vcd and args.backend != "pysim":
+        raise CliError("--vcd: waveforms come from the pysim backend only")
+    frames = frame_sequence(frame, args.frames)
+    result, expected, report = run_and_compare(spec, frames, kernel, stall=args.stall,
+                                               seed=args.seed, vcd=args.vcd,
+                                               backend=args.backend)
+    written = _write_output(args.output, result.frames) if args.output and result else []
+    if args.json:
+        report["written"] = written
+        print(json.dumps(report))
+    else:
+        _print_summary(report, spec, written)
+    return 0 if report["match"] else 1
