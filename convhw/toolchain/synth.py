@@ -1,0 +1,145 @@
+"""Synthesize a core with Yosys and place and route it with nextpnr; report Fmax and resources.
+
+The core is exported as RTLIL through :class:`~convhw.export.AxiStreamTop` and wrapped in a
+:class:`~convhw.toolchain.io_wrapper.ShiftRegisterIO` ring, so every core port is driven by or
+captured in a flip-flop and the top needs five pins: the figures are those of the core in a
+synchronous system (out of context), on any package. Yosys runs ``synth_ice40 -dsp`` (``-dsp``
+only where the part has DSPs) or ``synth_ecp5``, both with abc9 (their default); nextpnr runs
+with ``--freq`` and writes a JSON report.
+"""
+
+import os
+import tempfile
+import time
+
+from amaranth.back import rtlil
+
+from ..export import AxiStreamTop, _core
+from .io_wrapper import ShiftRegisterIO
+from .report import SynthReport, parse_nextpnr_report, parse_yosys_stat
+from .targets import get_target
+from .tools import find_tool, run_tool, tool_environment
+
+__all__ = ["synthesize", "yosys_script", "fit_to_target"]
+
+#: nextpnr's target frequency when the caller gives none (only steers timing-driven placement).
+DEFAULT_FREQ_MHZ = {"ice40": 70.0, "ecp5": 180.0}
+
+
+def fit_to_target(spec, target):
+    """``spec`` with ``max_dsps`` set to the part's DSP count, unless the user set one.
+
+    Runtime-coefficient taps beyond the DSP budget are built from logic, so the design fits.
+    """
+    target = get_target(target)
+    if getattr(spec, "runtime_coeffs", False) and spec.max_dsps is None \
+            and spec.taps > target.dsps:
+        return spec.replace(max_dsps=target.dsps)
+    return spec
+
+
+def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
+                 stat_path="stat.json"):
+    """The Yosys commands that map ``rtlil_path`` to ``target``'s primitives."""
+    target = get_target(target)
+    if target.family == "ice40":
+        synth = f"synth_ice40 -top top -device {target.yosys_device}"
+        if target.dsps:
+            synth += " -dsp"
+    else:
+        synth = "synth_ecp5 -top top" + ("" if target.dsps else " -nodsp")
+    return "; ".join([
+        f"read_rtlil {rtlil_path}",
+        f"{synth} -json {netlist_path}",
+        f"tee -q -o {stat_path} stat -json",
+    ])
+
+
+def _nextpnr_args(target, *, freq, seed):
+    args = [f"--{target.device}", "--package", target.package]
+    if target.speed:
+        args += ["--speed", target.speed]
+    return args + ["--json", "top.json", "--report", "report.json", "--freq", f"{freq:g}",
+                   "--seed", seed, "--timing-allow-fail", "-l", "nextpnr.log", "-q"]
+
+
+def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_dir=None,
+               progress=None):
+    """Synthesize, place and route ``spec_or_core`` for ``target``.
+
+    Parameters
+    ----------
+    spec_or_core : ConvSpec, Conv1dSpec, Conv2d or Conv1d
+        A spec with runtime coefficients and no ``max_dsps`` gets the target's DSP count as
+        ``max_dsps`` (see :func:`fit_to_target`); a core is taken as it is.
+    target : str or Target
+        A key of :data:`~convhw.toolchain.TARGETS`.
+    freq : float, optional
+        Required clock in MHz; ``freq_met`` tells whether nextpnr reached it.
+    seed : int
+        nextpnr placement seed.
+    build_dir : str, optional
+        Where the RTLIL, netlist, reports and logs go (a new temporary directory by default).
+    progress : callable, optional
+        Called with a short message before each long step.
+
+    Raises
+    ------
+    ToolchainMissing
+        Yosys or nextpnr is not installed (the message says which extra to install).
+    RuntimeError
+        A tool failed; the message holds the end of its log.
+    """
+    target = get_target(target)
+    if freq is not None and (isinstance(freq, bool) or not isinstance(freq, (int, float))
+                             or not freq > 0):
+        raise ValueError(f"'freq' must be a positive number of MHz, not {freq!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"'seed' must be a non-negative integer, not {seed!r}")
+    progress = progress or (lambda message: None)
+    env = tool_environment()
+    nextpnr = f"nextpnr-{target.family}"
+    find_tool("yosys", env)     # fail early, before the export
+    find_tool(nextpnr, env)
+
+    core = spec_or_core
+    if not hasattr(core, "i"):
+        core = _core(fit_to_target(spec_or_core, target))
+    spec = core.spec
+    if build_dir is None:
+        build_dir = tempfile.mkdtemp(prefix=f"convhw-{target.name}-")
+    os.makedirs(build_dir, exist_ok=True)
+    start = time.monotonic()
+
+    progress("export: elaborating the core to RTLIL...")
+    top = ShiftRegisterIO(AxiStreamTop(core))
+    with open(os.path.join(build_dir, "top.il"), "w") as f:
+        f.write(rtlil.convert(top, name="top", emit_src=False))
+    io_ring_ffs = sum(len(getattr(top._inner, name))
+                      for name in top._inner.signature.members)
+
+    progress(f"yosys: synthesizing for {target.description}...")
+    logs = {"yosys": os.path.join(build_dir, "yosys.log"),
+            "nextpnr": os.path.join(build_dir, "nextpnr.log")}
+    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", yosys_script(target)], cwd=build_dir,
+             log_path=os.path.join(build_dir, "yosys.out"), env=env)
+    luts, ffs, cells, line_buffer_brams = parse_yosys_stat(
+        os.path.join(build_dir, "stat.json"), os.path.join(build_dir, "top.json"),
+        target.family)
+
+    target_freq = DEFAULT_FREQ_MHZ[target.family] if freq is None else freq
+    progress(f"nextpnr: placing and routing at {target_freq:g} MHz (seed {seed})...")
+    run_tool(nextpnr, _nextpnr_args(target, freq=target_freq, seed=seed), cwd=build_dir,
+             log_path=os.path.join(build_dir, "nextpnr.out"), env=env)
+    fmax, used, critical_path = parse_nextpnr_report(
+        os.path.join(build_dir, "report.json"), target.family)
+
+    return SynthReport(
+        target=target.name, fmax_mhz=round(fmax, 2), luts=luts, ffs=ffs,
+        brams=used["brams"], dsps=used["dsps"],
+        freq_mhz=freq, freq_met=None if freq is None else fmax >= freq,
+        logic_cells=used["logic_cells"], line_buffer_brams=line_buffer_brams,
+        io_ring_ffs=io_ring_ffs, device=target.description,
+        max_dsps=getattr(spec, "max_dsps", None), seed=seed,
+        seconds=round(time.monotonic() - start, 2), cells=cells, critical_path=critical_path,
+        build_dir=build_dir, logs=logs)

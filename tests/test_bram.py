@@ -1,0 +1,55 @@
+"""Issue 2, "Block RAM": the line buffers of a W=640 core become block RAM, not flip-flops."""
+
+import json
+import math
+
+import pytest
+
+from convhw import ConvSpec
+from convhw.export import to_rtlil
+from convhw.toolchain import ToolchainMissing, find_tool
+from convhw.toolchain.tools import run_tool
+
+WIDTH, PIXEL_BITS = 640, 8
+
+
+def _yosys_cells(tmp_path, spec, synth):
+    """``(cell counts, names of block-RAM cells)`` after ``synth`` and ``stat``."""
+    try:
+        find_tool("yosys")
+    except ToolchainMissing as error:
+        pytest.skip(f"Yosys is not installed: {error}")
+    (tmp_path / "conv2d.il").write_text(to_rtlil(spec, name="conv2d"))
+    run_tool("yosys", ["-q", "-p", f"read_rtlil conv2d.il; {synth} -top conv2d -json net.json; "
+                       "tee -q -o stat.json stat -json"],
+             cwd=tmp_path, log_path=tmp_path / "yosys.log")
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    netlist = json.loads((tmp_path / "net.json").read_text())["modules"]["conv2d"]["cells"]
+    return cells, netlist
+
+
+def _line_buffer_cells(netlist, cell_type):
+    return [name for name, cell in netlist.items()
+            if cell["type"] == cell_type and "line_buffer" in name]
+
+
+@pytest.mark.parametrize("kernel", [dict(kernel=[[1, 2, 1], [2, 4, 2], [1, 2, 1]]),
+                                    dict(kernel_shape=(3, 3))], ids=["constant", "runtime"])
+def test_ice40_line_buffers_are_sb_ram40_4k(tmp_path, kernel):
+    spec = ConvSpec(width=WIDTH, height=480, **kernel)
+    cells, netlist = _yosys_cells(tmp_path, spec, "synth_ice40 -device u")
+    # Two rows of 640 8-bit pixels packed into 16-bit words: 640 x 16 in 256 x 16 blocks.
+    assert len(_line_buffer_cells(netlist, "SB_RAM40_4K")) == math.ceil(WIDTH / 256) == 3
+    flip_flops = sum(count for name, count in cells.items() if name.startswith("SB_DFF"))
+    line_buffer_bits = 2 * WIDTH * PIXEL_BITS
+    assert flip_flops < line_buffer_bits / 5, cells
+    assert not [name for name, cell in netlist.items()
+                if cell["type"].startswith("SB_DFF") and "line_buffer.storage" in name]
+
+
+def test_ecp5_line_buffers_are_dp16kd(tmp_path):
+    spec = ConvSpec(width=WIDTH, height=480, kernel=[[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    cells, netlist = _yosys_cells(tmp_path, spec, "synth_ecp5")
+    # 640 x 16 bits fit one DP16KD in its 1024 x 18 mode.
+    assert len(_line_buffer_cells(netlist, "DP16KD")) == 1
+    assert cells.get("TRELLIS_FF", 0) < 2 * WIDTH * PIXEL_BITS / 5, cells
