@@ -1,0 +1,119 @@
+"""Run frames through a compiled model and read back a :class:`~convhw.harness.SimResult`.
+
+The stimulus goes to the model as one binary file and the outputs come back as another (layouts
+in ``driver.cpp``), so no Python code runs per pixel.
+"""
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..harness import SimResult, _check_probability, budget, stimulus
+from ..stalls import INPUT, OUTPUT, StallPattern
+from .build import build
+
+__all__ = ["simulate", "marker_errors"]
+
+_JOB_MAGIC = 0x314D495348564E43
+_HEADER_WORDS = 16
+
+
+def _masked(values, bits):
+    """Two's-complement bit patterns of integers that fit ``bits`` (at most 32), as uint32."""
+    return (np.asarray(values).astype(np.int64) & ((1 << bits) - 1)).astype("<u4")
+
+
+def _job(spec, frames, kernels, in_stall, out_stall, seed, limit):
+    frames_u32 = [_masked(frame, spec.in_bits).ravel() for frame in frames]
+    taps = 0 if kernels[0] is None else spec.taps
+    coefs = [_masked(kernel, spec.coeff_bits).ravel() for kernel in kernels] if taps else []
+    stall_in = StallPattern(seed, INPUT, in_stall)
+    stall_out = StallPattern(seed, OUTPUT, out_stall)
+    header = np.zeros(_HEADER_WORDS, dtype="<u8")
+    header[:11] = [_JOB_MAGIC, len(frames), frames_u32[0].size, spec.frame_shape[-1],
+                   int(np.prod(spec.out_shape)), taps, stall_in.key, stall_in.threshold,
+                   stall_out.key, stall_out.threshold, limit]
+    return b"".join([header.tobytes(), *(f.tobytes() for f in frames_u32),
+                     *(c.tobytes() for c in coefs)])
+
+
+def _values(words, out_bits):
+    """Signed integers from ``(n, words)`` uint32 rows, least significant word first."""
+    if out_bits <= 62:
+        raw = words[:, 0].astype(np.int64)
+        if words.shape[1] > 1:
+            raw |= words[:, 1].astype(np.int64) << 32
+        raw &= (1 << out_bits) - 1
+        sign = 1 << (out_bits - 1)
+        return (raw ^ sign) - sign
+    sign, mask = 1 << (out_bits - 1), (1 << out_bits) - 1
+    values = []
+    for row in words.tolist():
+        value = sum(word << (32 * i) for i, word in enumerate(row)) & mask
+        values.append((value ^ sign) - sign)
+    return np.array(values, dtype=object)
+
+
+def marker_errors(markers, out_shape):
+    """:func:`convhw.harness.marker_errors`, vectorized: ``markers`` is a uint8 array with
+    ``first`` in bit 0 and ``last`` in bit 1."""
+    out_h, out_w = (1, *out_shape) if len(out_shape) == 1 else out_shape
+    index = np.arange(len(markers))
+    x = index % out_w
+    y = (index // out_w) % out_h
+    first, last = markers & 1, (markers >> 1) & 1
+    bad = np.flatnonzero((first != ((x == 0) & (y == 0))) | (last != (x == out_w - 1)))[:11]
+    return [f"output {i}: first={first[i]} last={last[i]} at ({y[i]}, {x[i]}) of a "
+            f"{out_h}x{out_w} frame" for i in bad.tolist()]
+
+
+def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0, vcd=None,
+             max_cycles=None):
+    """:func:`convhw.harness.pysim` on a Verilator model: same arguments, same result.
+
+    Raises :class:`~convhw.fastsim.EngineMissing` when Verilator or a C++ compiler is missing.
+    """
+    spec = dut.spec
+    _check_probability("in_stall", in_stall)
+    _check_probability("out_stall", out_stall)
+    frames, kernels = stimulus(spec, frames, coefficients)
+    if not frames:
+        raise ValueError("'frames' must hold at least one frame, not an empty sequence")
+    limit = max_cycles or budget(spec, frames, in_stall, out_stall)
+    model = build(dut, trace=vcd is not None)
+    out_size = int(np.prod(spec.out_shape))
+
+    with tempfile.TemporaryDirectory(prefix="convhw-fastsim-") as tmp:
+        job, out = Path(tmp) / "job.bin", Path(tmp) / "out.bin"
+        job.write_bytes(_job(spec, frames, kernels, in_stall, out_stall, seed, limit))
+        command = [str(model.path), str(job), str(out)]
+        if vcd is not None:
+            command.append(str(Path(vcd).resolve()))
+        run = subprocess.run(command, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"the compiled model {model.path} failed "
+                               f"(exit {run.returncode}): {run.stderr.strip()}")
+        raw = out.read_bytes()
+
+    status, outputs, first_in, last_out, cycles, n_errors, n_words, _ = \
+        np.frombuffer(raw, "<i8", 8).tolist()
+    if status == 1:
+        raise TimeoutError(f"no progress: {outputs} of {len(frames) * out_size} outputs after "
+                           f"{cycles} cycles")
+    offset = 64
+    error_cycles = np.frombuffer(raw, "<i8", n_errors, offset).tolist()
+    offset += 8 * n_errors
+    words = np.frombuffer(raw, "<u4", outputs * n_words, offset).reshape(outputs, n_words)
+    offset += 4 * outputs * n_words
+    markers = np.frombuffer(raw, np.uint8, outputs, offset)
+
+    values = _values(words, spec.out_bits)
+    result_frames = [values[k * out_size:(k + 1) * out_size].reshape(spec.out_shape).copy()
+                     for k in range(len(frames))]
+    errors = [f"cycle {c}: output valid or payload changed before the transfer"
+              for c in error_cycles]
+    errors += marker_errors(markers, spec.out_shape)
+    return SimResult(frames=result_frames, cycles=last_out - first_in,
+                     total_cycles=last_out + 1, errors=errors, engine="verilator")
