@@ -230,10 +230,14 @@ def window_pixels(spec):
     return int(max(steps.max(), spec.width * spec.height - needed[-1], 1))
 
 
-def rx_fifo_depth(spec):
-    """Receive FIFO depth in bytes: the window, rounded up to a power of two, at least 512."""
+def rx_fifo_depth(spec, *, minimum=512):
+    """Receive FIFO bytes for ``spec``: the window in bytes, rounded up to a power of two.
+
+    ``minimum`` (a power of two) makes room beyond the bare window, so the host can keep more
+    pixels in flight while it waits for results.
+    """
     need = window_pixels(spec) * value_bytes(spec.in_bits)
-    depth = max(512, 1 << math.ceil(math.log2(need)))
+    depth = max(minimum, 1 << math.ceil(math.log2(need)))
     if depth > MAX_FIFO_BYTES:
         raise ValueError(f"the board would need a {depth}-byte receive FIFO to hold "
                          f"{window_pixels(spec)} pixels between results; at most "

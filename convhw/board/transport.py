@@ -37,15 +37,18 @@ async def uart_put(ctx, pin, byte, clocks_per_bit):
         await ctx.tick().repeat(end - start)
 
 
-async def uart_monitor(ctx, pin, clocks_per_bit, on_byte, on_error=None):
-    """Decode 8N1 frames on ``pin`` forever, sampling each bit in its middle.
+async def uart_monitor(ctx, pin, clocks_per_bit, on_byte, on_error=None, running=None):
+    """Decode 8N1 frames on ``pin``, sampling each bit in its middle, while ``running()``.
 
     ``on_byte(value)`` gets every good byte; ``on_error(message)`` every bad one.
     """
     middles = [round(Fraction(clocks_per_bit) * (k + Fraction(1, 2))) for k in range(10)]
-    while True:
-        while ctx.get(pin):
-            await ctx.changed(pin)
+    idle_wait = _PERIOD * max(middles[-1], 16)
+    running = running or (lambda: True)
+    while running():
+        if ctx.get(pin):
+            await ctx.changed(pin).delay(idle_wait)     # wake up now and then to see `running`
+            continue
         levels, waited = [], 0
         for middle in middles:
             await ctx.tick().repeat(middle - waited)
@@ -94,6 +97,9 @@ class SimulatedSerial:
         self._from_board = bytearray()
         self.line_errors = []
         self._cycles = 0
+        self._running = True
+        self._pokes = deque()
+        self._watched = {}             # id(signal) -> (signal, last value)
         self._sim = Simulator(dut)
         self._sim.add_clock(_PERIOD)
         self._sim.add_testbench(self._driver, background=True)
@@ -104,7 +110,11 @@ class SimulatedSerial:
 
     async def _driver(self, ctx):
         ctx.set(self._dut.rx, 1)
-        while True:
+        while self._running:
+            while self._pokes:
+                ctx.set(*self._pokes.popleft())
+            for key, (signal, _) in self._watched.items():
+                self._watched[key] = (signal, ctx.get(signal))
             if not self._to_board:
                 await ctx.tick().repeat(4)
                 continue
@@ -112,7 +122,7 @@ class SimulatedSerial:
 
     async def _monitor(self, ctx):
         await uart_monitor(ctx, self._dut.tx, self._host_cpb, self._from_board.append,
-                           self.line_errors.append)
+                           self.line_errors.append, lambda: self._running)
 
     def _run(self, cycles):
         self._cycles += cycles
@@ -129,6 +139,21 @@ class SimulatedSerial:
 
     def sleep(self, seconds):
         self._run(max(1, math.ceil(seconds * self._clk_freq)))
+
+    def _settle(self):
+        """Run long enough for the driver to come round once (it may be sending a byte)."""
+        self._run(math.ceil(self._host_cpb * 10) + 8)
+
+    def drive(self, signal, value):
+        """Set another input of the design (a reset button, say) from now on."""
+        self._pokes.append((signal, value))
+        self._settle()
+
+    def peek(self, signal):
+        """The current value of a signal of the design (an LED, say)."""
+        self._watched.setdefault(id(signal), (signal, None))
+        self._settle()
+        return self._watched[id(signal)][1]
 
     @property
     def in_waiting(self):
@@ -159,6 +184,10 @@ class SimulatedSerial:
         self._from_board.clear()
 
     def close(self):
+        """Let the line drivers finish (so no coroutine is left suspended) and close the VCD."""
+        if self._running:
+            self._running = False
+            self._run(math.ceil(self._host_cpb * 12) + 32)
         self._stack.close()
 
     def __enter__(self):
