@@ -9,7 +9,8 @@ Reading (:func:`load_frame`)
 
 Writing (:func:`save_frame`)
     ``.npy``: the exact integers (``int64``; a stack of frames is a 3-D array).
-    Image formats: a picture for people, not data. The mapping is ``|v|`` (edge filters give
+    Image formats: a picture for people, not data (``stretch=False``: 8-bit pixels as they are).
+    The mapping is ``|v|`` (edge filters give
     signed results whose magnitude is what an eye wants), then a linear stretch of
     ``min|v|..max|v|`` to ``0..255``, rounded; a constant frame is written black.
 """
@@ -97,8 +98,11 @@ def viewable(array):
     return ((2 * 255 * (magnitude - lo) + (hi - lo)) // (2 * (hi - lo))).astype(np.uint8)
 
 
-def save_frame(path, array):
-    """Write ``array`` to ``path``: exact for ``.npy``, a viewable 8-bit picture otherwise."""
+def save_frame(path, array, *, stretch=True):
+    """Write ``array`` to ``path``: exact for ``.npy``, a viewable 8-bit picture otherwise.
+
+    ``stretch=False`` writes an image's pixels as they are; they must then lie in ``0..255``.
+    """
     suffix = _suffix(path)
     array = np.asarray(array)
     if suffix == ".npy":
@@ -111,7 +115,14 @@ def save_frame(path, array):
                          f"use .npy or an image ({', '.join(IMAGE_SUFFIXES)})")
     if array.ndim not in (1, 2):
         raise ValueError(f"{path}: an image holds one 2-D frame, not shape {array.shape}")
-    _pillow().fromarray(viewable(array), mode="L").save(path)
+    if stretch:
+        pixels = viewable(array)
+    elif array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"{path}: values {array.min()}..{array.max()} do not fit an 8-bit "
+                         f"image; write it with stretch=True")
+    else:
+        pixels = np.atleast_2d(array).astype(np.uint8)
+    _pillow().fromarray(pixels, mode="L").save(path)
 
 
 def demo_image(width, height):

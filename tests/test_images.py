@@ -76,6 +76,14 @@ def test_png_output_mapping(tmp_path):
     assert viewable(np.full((2, 2), 7)).tolist() == [[0, 0], [0, 0]]
 
 
+def test_png_without_stretch(tmp_path):
+    frame = np.array([[0, 7, 255]])
+    save_frame(tmp_path / "raw.png", frame, stretch=False)
+    assert np.array(Image.open(tmp_path / "raw.png")).tolist() == [[0, 7, 255]]
+    with pytest.raises(ValueError, match=r"values -1\.\.3 do not fit an 8-bit image"):
+        save_frame(tmp_path / "raw.png", np.array([[-1, 3]]), stretch=False)
+
+
 def test_sequence_png_is_one_row(tmp_path):
     save_frame(tmp_path / "s.png", np.arange(5))
     assert np.array(Image.open(tmp_path / "s.png")).shape == (1, 5)

@@ -91,7 +91,7 @@ def run(args):
         file.write(to_verilog(spec, name="conv2d"))
     paths = {name: os.path.join(args.output_dir, name)
              for name in ("input.png", "output.png", "output.npy", "input.npy")}
-    save_frame(paths["input.png"], image)
+    save_frame(paths["input.png"], image, stretch=False)
     save_frame(paths["input.npy"], image)
     output = result.frames[0] if result else expected[0]
     save_frame(paths["output.png"], output)

@@ -43,8 +43,12 @@ def run(args):
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        with open(args.output, "w") as file:
-            file.write(text)
+        try:
+            with open(args.output, "w") as file:
+                file.write(text)
+        except OSError as error:
+            raise CliError(f"--output: cannot write {args.output!r}: "
+                           f"{error.strerror or error}")
         print(f"wrote {args.output}: module {name}, {spec.in_bits}-bit in, {spec.out_bits}-bit "
               f"out, latency {spec.latency} cycles", file=sys.stderr)
     return 0

@@ -112,6 +112,8 @@ def _parse_kernel(args, dims):
 def _spec_error(error):
     """A CliError naming the option behind a ConvSpec/Conv1dSpec error."""
     message = str(error)
+    if message.startswith("frame ") and "too small" in message:
+        return CliError(f"--width/--height: {message}")
     for name in re.findall(r"'(\w+)'", message):
         if name in OPTION_OF:
             return CliError(f"{OPTION_OF[name]}: {message}")
