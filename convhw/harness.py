@@ -158,7 +158,10 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
         while len(outputs) < expected:
             want = not stall_out(cycle)
             if want != ready:
+                valid_before = ctx.get(dut.o.valid)
                 ctx.set(dut.o.ready, want)
+                if ready is not None and ctx.get(dut.o.valid) != valid_before:
+                    errors.append(f"cycle {cycle}: output valid changed with ready")
                 ready = want
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             cycle += 1
