@@ -73,14 +73,15 @@ def _kernel_array(kernel):
         array = np.asarray(kernel)
     except ValueError:
         raise ValueError(f"'kernel' must be a rectangular 2-D array of integers, not {kernel!r}")
-    if array.dtype == object or array.ndim != 2:
+    huge_ints = array.dtype == object and all(_is_int(v) for v in array.flat)
+    if (array.dtype == object and not huge_ints) or array.ndim != 2:
         raise ValueError(f"'kernel' must be a rectangular 2-D array of integers, not {kernel!r}")
     if array.size == 0:
         raise ValueError(f"'kernel' must have at least one row and one column, "
                          f"not shape {array.shape}")
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         array = array.astype(np.int64)
-    if array.dtype.kind not in "iu":
+    if array.dtype.kind not in "iu" and not huge_ints:
         raise TypeError(f"'kernel' must hold integers, not {array.dtype} values")
     return tuple(tuple(int(v) for v in row) for row in array)
 
@@ -135,8 +136,9 @@ class ConvSpec:
         else:
             self._kernel = _kernel_array(kernel)
             shape = (len(self._kernel), len(self._kernel[0]))
-            if kernel_shape is not None and pair("kernel_shape", kernel_shape) != shape:
-                raise ValueError(f"'kernel_shape' {tuple(kernel_shape)!r} does not match the "
+            given = None if kernel_shape is None else pair("kernel_shape", kernel_shape)
+            if given is not None and given != shape:
+                raise ValueError(f"'kernel_shape' {given!r} does not match the "
                                  f"kernel's shape {shape!r}")
             self._kernel_shape = shape
 
@@ -157,7 +159,7 @@ class ConvSpec:
         else:
             needed = 1
         if coeff_bits is None:
-            coeff_bits = needed if self._kernel is not None else 8
+            coeff_bits = min(needed, 32) if self._kernel is not None else 8
         self._coeff_bits = validate_positive_int("coeff_bits", coeff_bits, maximum=32)
         if self._kernel is not None and needed > self._coeff_bits:
             lo, hi = -(1 << (self._coeff_bits - 1)), (1 << (self._coeff_bits - 1)) - 1
