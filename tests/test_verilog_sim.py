@@ -1,0 +1,250 @@
+"""The generated Verilog itself, run in Icarus Verilog against the golden model.
+
+A generated testbench streams several frames into the exported top module (AXI4-Stream ports)
+with seeded random gaps in ``s_axis_tvalid`` and ``m_axis_tready``, writes runtime coefficients
+through ``coef_*`` before each frame, records every output beat with its ``tuser``/``tlast``,
+and checks that a stalled output holds still. Python compares the beats with the golden model.
+"""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth.utils import ceil_log2
+
+from convhw import Conv1dSpec, ConvSpec
+from convhw.export import to_verilog
+from convhw.golden import run_spec
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("iverilog") is None or shutil.which("vvp") is None,
+    reason="Icarus Verilog (iverilog, vvp) is not installed: apt-get install iverilog")
+
+TESTBENCH = """\
+`timescale 1ns/1ps
+module tb;
+  localparam NIN = {nin}, NOUT = {nout}, FRAME = {frame}, TAPS = {taps}, NREADY = {nready};
+  localparam LIMIT = {limit}, RUNTIME = {runtime};
+  reg clk = 0;
+  always #5 clk = ~clk;
+  reg rst = 1;
+  reg [{in_bits}-1:0] s_tdata = 0;
+  reg s_tvalid = 0, s_tuser = 0, s_tlast = 0;
+  wire s_tready;
+  wire signed [{out_bits}-1:0] m_tdata;
+  wire m_tvalid, m_tuser, m_tlast;
+  reg m_tready = 0;
+  reg coef_we = 0;
+  reg [{addr_bits}-1:0] coef_addr = 0;
+  reg [{coeff_bits}-1:0] coef_data = 0;
+
+  dut dut (
+    .clk(clk), .rst(rst),
+    .s_axis_tdata(s_tdata), .s_axis_tvalid(s_tvalid), .s_axis_tready(s_tready),
+    .s_axis_tuser(s_tuser), .s_axis_tlast(s_tlast),
+    .m_axis_tdata(m_tdata), .m_axis_tvalid(m_tvalid), .m_axis_tready(m_tready),
+    .m_axis_tuser(m_tuser), .m_axis_tlast(m_tlast){coef_ports}
+  );
+
+  reg [{in_bits}+1:0] in_mem [0:NIN-1];     // {{tuser, tlast, tdata}}
+  reg [7:0] gap_mem [0:NIN-1];              // idle cycles before each input beat
+  reg ready_mem [0:NREADY-1];               // m_axis_tready, cycle by cycle
+  reg [{coeff_bits}-1:0] coef_mem [0:{coef_depth}-1];
+  integer fd, pi, ci, gap, oi, cycle, errors, first_in;
+  reg held;
+  reg [{out_bits}+1:0] held_payload;
+
+  initial begin
+    $readmemh("in.hex", in_mem);
+    $readmemh("gap.hex", gap_mem);
+    $readmemb("ready.bin", ready_mem);
+    if (RUNTIME) $readmemh("coef.hex", coef_mem);
+    fd = $fopen("out.txt", "w");
+    pi = 0; ci = 0; gap = gap_mem[0]; oi = 0; cycle = 0; errors = 0; held = 0; first_in = -1;
+    repeat (4) @(posedge clk);
+    rst <= 0;
+  end
+
+  // Synchronous testbench: every read sees the values from before the clock edge.
+  always @(posedge clk) if (!rst) begin
+    cycle = cycle + 1;
+    if (cycle > LIMIT) begin
+      $display("TIMEOUT after %0d cycles with %0d of %0d outputs", cycle, oi, NOUT);
+      $fclose(fd);
+      $finish;
+    end
+    // Producer: hold a beat until it is taken; between beats, coefficients or a gap.
+    coef_we <= 0;
+    if (s_tvalid && s_tready) begin
+      if (first_in < 0) first_in = cycle;
+      pi = pi + 1;
+      ci = 0;
+      if (pi < NIN) gap = gap_mem[pi];
+    end
+    if (!(s_tvalid && !s_tready)) begin
+      s_tvalid <= 0;
+      if (pi < NIN) begin
+        if (RUNTIME && pi % FRAME == 0 && ci < TAPS) begin
+          coef_we <= 1;
+          coef_addr <= ci;
+          coef_data <= coef_mem[(pi / FRAME) * TAPS + ci];
+          ci = ci + 1;
+        end else if (gap > 0) begin
+          gap = gap - 1;
+        end else begin
+          {{s_tuser, s_tlast, s_tdata}} <= in_mem[pi];
+          s_tvalid <= 1;
+        end
+      end
+    end
+    // Consumer: a beat offered and not taken must stay valid and unchanged.
+    if (held && (!m_tvalid || {{m_tuser, m_tlast, m_tdata}} !== held_payload)) begin
+      errors = errors + 1;
+      $display("PROTOCOL: output changed before its transfer at cycle %0d", cycle);
+    end
+    held <= m_tvalid && !m_tready;
+    held_payload <= {{m_tuser, m_tlast, m_tdata}};
+    if (m_tvalid && m_tready) begin
+      $fwrite(fd, "%0d %0d %0d\\n", m_tdata, m_tuser, m_tlast);
+      oi = oi + 1;
+      if (oi == NOUT) begin
+        $fclose(fd);
+        // Clock edges from the first input transfer to the last output transfer.
+        $display("DONE %0d cycles, %0d protocol errors", cycle - first_in, errors);
+        $finish;
+      end
+    end
+    m_tready <= ready_mem[cycle % NREADY];
+  end
+endmodule
+"""
+
+
+def _hex(values, bits):
+    digits = max(1, (bits + 3) // 4)
+    return "".join(f"{int(v) & ((1 << bits) - 1):0{digits}x}\n" for v in values)
+
+
+def _input_beats(spec, frames):
+    """``(tuser, tlast, tdata)`` words of every input beat, row-major."""
+    words = []
+    for frame in frames:
+        rows = np.asarray(frame).reshape(-1, np.asarray(frame).shape[-1])
+        height, width = rows.shape
+        for y in range(height):
+            for x in range(width):
+                data = int(rows[y, x]) & ((1 << spec.in_bits) - 1)
+                tuser, tlast = int(x == 0 and y == 0), int(x == width - 1)
+                words.append((tuser << (spec.in_bits + 1)) | (tlast << spec.in_bits) | data)
+    return words
+
+
+def expected_markers(out_shape, frames):
+    out_h, out_w = (1, *out_shape) if len(out_shape) == 1 else out_shape
+    markers = []
+    for _ in range(frames):
+        for y in range(out_h):
+            for x in range(out_w):
+                markers.append((int(x == 0 and y == 0), int(x == out_w - 1)))
+    return markers
+
+
+def run_icarus(tmp_path, spec, frames, kernels=None, *, in_gaps=0.3, out_stall=0.3, seed=0):
+    """Run ``frames`` through the generated Verilog; ``(values, markers, vvp stdout)``."""
+    rng = np.random.default_rng(seed)
+    (tmp_path / "dut.v").write_text(to_verilog(spec, name="dut"))
+    words = _input_beats(spec, frames)
+    # Geometric gaps: mostly short, sometimes long bursts of idle input.
+    gaps = np.where(rng.random(len(words)) < in_gaps, rng.geometric(0.3, len(words)), 0)
+    (tmp_path / "in.hex").write_text(_hex(words, spec.in_bits + 2))
+    (tmp_path / "gap.hex").write_text(_hex(np.minimum(gaps, 255), 8))
+    nready = 4099
+    ready = (rng.random(nready) >= out_stall).astype(int)
+    (tmp_path / "ready.bin").write_text("".join(f"{r}\n" for r in ready))
+    runtime = spec.runtime_coeffs
+    if runtime:
+        coefs = [v for kernel in kernels for v in np.asarray(kernel).ravel()]
+        (tmp_path / "coef.hex").write_text(_hex(coefs, spec.coeff_bits))
+    frame_size = int(np.prod(spec.frame_shape))
+    nout = len(frames) * int(np.prod(spec.out_shape))
+    limit = int(len(frames) * (spec.positions_per_frame + spec.latency + spec.taps + 16 +
+                               gaps.mean() * frame_size) / (1 - out_stall) * 4) + 1000
+    coef_ports = (",\n    .coef_we(coef_we), .coef_addr(coef_addr), .coef_data(coef_data)"
+                  if runtime else "")
+    bench = TESTBENCH.format(
+        nin=len(words), nout=nout, frame=frame_size, taps=spec.taps, nready=nready,
+        limit=limit, runtime=int(runtime), in_bits=spec.in_bits, out_bits=spec.out_bits,
+        addr_bits=max(1, ceil_log2(spec.taps)), coeff_bits=spec.coeff_bits,
+        coef_depth=max(1, len(frames) * spec.taps), coef_ports=coef_ports)
+    (tmp_path / "tb.v").write_text(bench)
+    subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "dut.v"], cwd=tmp_path,
+                   check=True, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
+                          text=True, timeout=300)
+    assert "DONE" in done.stdout and "0 protocol errors" in done.stdout, done.stdout
+    beats = [tuple(int(v) for v in line.split())
+             for line in (tmp_path / "out.txt").read_text().splitlines()]
+    return [b[0] for b in beats], [(b[1], b[2]) for b in beats], done.stdout
+
+
+def check(tmp_path, spec, frames, kernels=None, **stalls):
+    values, markers, _ = run_icarus(tmp_path, spec, frames, kernels, **stalls)
+    kernels = kernels if kernels is not None else [None] * len(frames)
+    expected = np.concatenate([np.ravel(run_spec(spec, frame, kernel))
+                               for frame, kernel in zip(frames, kernels)])
+    assert len(values) == len(expected)
+    assert (np.array(values, dtype=object) == expected.astype(object)).all()
+    assert markers == expected_markers(spec.out_shape, len(frames))
+
+
+def random_frames(spec, count, seed):
+    lo, hi = spec.pixel_range
+    rng = np.random.default_rng(seed)
+    return [rng.integers(lo, hi + 1, size=spec.frame_shape) for _ in range(count)]
+
+
+def test_3x3_same(tmp_path):
+    spec = ConvSpec(width=12, height=9, kernel=[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+                    padding="same")
+    check(tmp_path, spec, random_frames(spec, 3, 1), seed=1)
+
+
+def test_strided_dilated_non_square(tmp_path):
+    kernel = np.random.default_rng(2).integers(-9, 10, size=(3, 2))
+    spec = ConvSpec(width=13, height=8, kernel=kernel, stride=(1, 2), dilation=(2, 3),
+                    padding=(1, 2), in_bits=6, in_signed=True)
+    check(tmp_path, spec, random_frames(spec, 3, 2), seed=2, in_gaps=0.5, out_stall=0.5)
+
+
+def test_runtime_coefficients_change_between_frames(tmp_path):
+    spec = ConvSpec(width=10, height=7, kernel_shape=(3, 3), coeff_bits=5, padding=1)
+    rng = np.random.default_rng(3)
+    kernels = [rng.integers(-16, 16, size=(3, 3)) for _ in range(3)]
+    kernels[1][0, 0], kernels[2][2, 2] = -16, 15  # the extremes of coeff_bits
+    check(tmp_path, spec, random_frames(spec, 3, 3), kernels, seed=3)
+
+
+def test_requantized_saturating(tmp_path):
+    spec = ConvSpec(width=11, height=6, kernel=[[1, 2, 1], [2, 4, 2], [1, 2, 1]], shift=2,
+                    out_bits=7, padding="same", in_bits=8)
+    assert spec.saturates
+    frames = random_frames(spec, 2, 4)
+    frames[1][:3, :] = 255  # drive the sum past out_bits: saturation must trigger
+    check(tmp_path, spec, frames, seed=4)
+    assert (run_spec(spec, frames[1]) == 63).any()
+
+
+def test_1d_sequences(tmp_path):
+    spec = Conv1dSpec(length=23, kernel=[3, -1, 4, -1, 5], stride=2, dilation=2, padding=3,
+                      in_bits=7, in_signed=True)
+    check(tmp_path, spec, random_frames(spec, 3, 5), seed=5)
+
+
+def test_no_stalls_cycle_count(tmp_path):
+    """Without gaps the Verilog takes the documented cycles_per_frame, like pysim."""
+    spec = ConvSpec(width=16, height=6, kernel=[[1, 2, 1], [0, 0, 0], [-1, -2, -1]],
+                    padding="same")
+    values, markers, stdout = run_icarus(tmp_path, spec, random_frames(spec, 1, 6),
+                                         in_gaps=0, out_stall=0)
+    assert int(stdout.split("DONE ")[1].split()[0]) == spec.cycles_per_frame
