@@ -29,6 +29,8 @@ def _exact_dtype(image, kernel):
 def requantize(acc, *, shift=None, out_bits=None):
     """Round half up by ``shift`` bits (arithmetic shift), then saturate to signed ``out_bits``."""
     if shift:
+        if shift > 62 and np.asarray(acc).dtype != object:
+            acc = np.asarray(acc).astype(object)  # the rounding constant leaves int64
         acc = (acc + (1 << (shift - 1))) >> shift
     if out_bits is not None:
         acc = np.clip(acc, -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1)
@@ -54,7 +56,10 @@ def conv2d(image, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=
     spans = (dy * (kh - 1) + 1, dx * (kw - 1) + 1)
     pads = _pads(padding, spans)
     dtype = _exact_dtype(image, kernel)
-    padded = np.pad(image.astype(dtype), pads)
+    (top, bottom), (left, right) = pads
+    # Not np.pad: it fills object arrays with NumPy int64 zeros, which wrap on accumulation.
+    padded = np.zeros((top + image.shape[0] + bottom, left + image.shape[1] + right), dtype)
+    padded[top:top + image.shape[0], left:left + image.shape[1]] = image.astype(dtype)
     out_h = (padded.shape[0] - spans[0]) // sy + 1
     out_w = (padded.shape[1] - spans[1]) // sx + 1
     if out_h < 1 or out_w < 1:

@@ -250,6 +250,22 @@ def test_saturation_triggers():
     check_run(spec, frames, in_stall=0.3, out_stall=0.3, seed=5)
 
 
+@pytest.mark.parametrize("max_dsps", [None, 4])
+def test_widest_numbers(max_dsps):
+    """32-bit pixels and coefficients: accumulators past 64 bits, padding all around."""
+    lo, hi = -2**31, 2**31 - 1
+    const = ConvSpec(width=5, height=4, kernel=[[lo, hi, lo], [hi, lo, hi], [lo, hi, -1]],
+                     in_bits=32, in_signed=True, padding="same")
+    runtime = const.replace(kernel=None, kernel_shape=(3, 3), coeff_bits=32, max_dsps=max_dsps)
+    assert const.out_bits == 66 and runtime.out_bits == 67
+    rng = np.random.default_rng(32)
+    frames = [random_frame(rng, const, extreme=True), random_frame(rng, const)]
+    kernels = [random_kernel(rng, runtime, extreme=True), random_kernel(rng, runtime)]
+    if max_dsps is None:
+        check_run(const, frames, in_stall=0.3, out_stall=0.3, seed=1)
+    check_run(runtime, frames, kernels, in_stall=0.3, out_stall=0.3, seed=2)
+
+
 def test_smallest_frames():
     """Frames as small as the kernel allows, down to one pixel (a one-column line buffer)."""
     for kwargs in [dict(kernel=SOBEL_X, padding=1), dict(kernel=SOBEL_X, padding="same"),
