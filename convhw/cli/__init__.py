@@ -97,6 +97,12 @@ def main(argv=None):
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"convhw: error: {message}", file=sys.stderr)
         return 2
+    except Exception as error:
+        if type(error).__name__ != "ToolNotFound":  # amaranth's: no Yosys for Verilog export
+            raise
+        print(f"convhw: error: {' '.join(str(error).split())}; Verilog/RTLIL export needs "
+              f"Yosys: pip install 'convhw[toolchain]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("convhw: interrupted", file=sys.stderr)
         return 130
