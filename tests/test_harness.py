@@ -1,7 +1,9 @@
 """The simulation harness: argument checks, reproducible stalls, cycle accounting, VCD output, and
 a protocol checker that catches deliberately broken cores (so a clean run means something)."""
 
+import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +199,45 @@ def test_stimulus_repeats_one_kernel():
     assert len(images) == len(kernels) == 3
     assert all(k is kernels[0] for k in kernels)
     assert stimulus(SPEC, frames(SPEC, 2))[1] == [None, None]
+
+
+# --- the sim/ scenario ---------------------------------------------------------------------------
+
+def load_sobel_scenario():
+    path = Path(__file__).resolve().parents[1] / "sim" / "sobel.py"
+    spec = importlib.util.spec_from_file_location("sobel_scenario", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sobel_scenario(tmp_path, capsys):
+    sobel = load_sobel_scenario()
+    vcd = tmp_path / "sobel.vcd"
+    assert sobel.main(["--width", "9", "--height", "7", "--stall", "0.4", "--seed", "3",
+                       "--vcd", str(vcd)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("bit-exact") == 4 and "MISMATCH" not in out and out.endswith("PASS\n")
+    assert f"(spec.cycles_per_frame {sobel.sobel_spec(9, 7, sobel.SOBEL_X).cycles_per_frame})" \
+        in out
+    assert "$enddefinitions" in vcd.read_text()
+    picture = sobel.demo_picture(9, 7)
+    assert picture.shape == (7, 9) and 0 <= picture.min() and picture.max() <= 255
+
+
+def test_sobel_scenario_reports_a_mismatch(monkeypatch, capsys):
+    """The scenario fails loudly when the golden model and the hardware disagree."""
+    sobel = load_sobel_scenario()
+    monkeypatch.setattr(sobel, "run_spec", lambda spec, image: run_spec(spec, image) + 1)
+    assert sobel.main(["--width", "6", "--height", "5", "--stall", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "30 wrong outputs, first at (y=0, x=0)" in out
+    assert out.endswith("FAIL\n")
+
+
+def test_sobel_scenario_bad_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_sobel_scenario().main(["--stall", "1"])
+    assert exit_info.value.code == 2
+    assert "argument --stall: must be from 0 up to (not including) 1, not 1" in \
+        capsys.readouterr().err
