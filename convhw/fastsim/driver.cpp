@@ -11,7 +11,7 @@
 // JOB (little-endian): 16 uint64 header words (see kHeader), then n_frames * pixels uint32
 // pixels (row-major, already masked to in_bits), then n_frames * taps uint32 coefficients.
 // OUT: 8 int64 header words (status, outputs, first_in, last_out, cycles, n_errors, words, 0),
-// then n_errors int64 error cycles, outputs * words uint32 data words (least significant first),
+// then n_errors int64 errors (2 * cycle + ErrorKind, in pysim's order), outputs * words uint32 data words (least significant first),
 // outputs uint8 markers (bit 0 first, bit 1 last). Status 0: done; 1: cycle limit passed.
 
 #include <cstdint>
@@ -38,6 +38,8 @@ enum Header {
     kOutKey, kOutThreshold, kLimit, kHeader = 16
 };
 const uint64_t kJobMagic = 0x314d495348564e43ull;  // "CNVHSIM1"
+// An error is reported as 2 * cycle + kind.
+enum ErrorKind { kValidFollowsReady = 0, kUnstablePayload = 1 };
 
 uint64_t splitmix64(uint64_t value) {
     value += 0x9E3779B97F4A7C15ull;
@@ -166,10 +168,22 @@ int main(int argc, char **argv) {
                 }
             }
         }
+        // The consumer runs after the producer in a cycle; like pysim, it checks that changing
+        // ready does not change valid (not on the first cycle, where ready is first set).
         const bool ready = !stall_out(cycle);
-        dut->m_axis_tready = ready;
         dut->clk = 0;
-        dut->eval();
+        if (cycle > 0 && ready != static_cast<bool>(dut->m_axis_tready)) {
+            dut->eval();
+            const bool valid_before = dut->m_axis_tvalid;
+            dut->m_axis_tready = ready;
+            dut->eval();
+            if (static_cast<bool>(dut->m_axis_tvalid) != valid_before) {
+                errors.push_back(static_cast<int64_t>(cycle) * 2 + kValidFollowsReady);
+            }
+        } else {
+            dut->m_axis_tready = ready;
+            dut->eval();
+        }
 #ifdef CONVHW_TRACE
         if (vcd) vcd->dump(cycle * 10);
 #endif
@@ -205,7 +219,7 @@ int main(int argc, char **argv) {
         // Consumer after the edge.
         if (waiting && (!valid || marker != waiting_marker ||
                         std::memcmp(words, waiting_words, sizeof words) != 0)) {
-            errors.push_back(static_cast<int64_t>(cycle));
+            errors.push_back(static_cast<int64_t>(cycle) * 2 + kUnstablePayload);
         }
         waiting = valid && !ready;
         if (waiting) {

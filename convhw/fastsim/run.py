@@ -18,6 +18,9 @@ __all__ = ["simulate", "marker_errors"]
 
 _JOB_MAGIC = 0x314D495348564E43
 _HEADER_WORDS = 16
+#: The stream-protocol errors of :func:`convhw.harness.pysim`, by the driver's ``ErrorKind``.
+_ERRORS = ("cycle {cycle}: output valid changed with ready",
+           "cycle {cycle}: output valid or payload changed before the transfer")
 
 
 def _masked(values, bits):
@@ -103,7 +106,7 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
         raise TimeoutError(f"no progress: {outputs} of {len(frames) * out_size} outputs after "
                            f"{cycles} cycles")
     offset = 64
-    error_cycles = np.frombuffer(raw, "<i8", n_errors, offset).tolist()
+    error_codes = np.frombuffer(raw, "<i8", n_errors, offset).tolist()
     offset += 8 * n_errors
     words = np.frombuffer(raw, "<u4", outputs * n_words, offset).reshape(outputs, n_words)
     offset += 4 * outputs * n_words
@@ -112,8 +115,7 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
     values = _values(words, spec.out_bits)
     result_frames = [values[k * out_size:(k + 1) * out_size].reshape(spec.out_shape).copy()
                      for k in range(len(frames))]
-    errors = [f"cycle {c}: output valid or payload changed before the transfer"
-              for c in error_cycles]
+    errors = [_ERRORS[code & 1].format(cycle=code >> 1) for code in error_codes]
     errors += marker_errors(markers, spec.out_shape)
     return SimResult(frames=result_frames, cycles=last_out - first_in,
                      total_cycles=last_out + 1, errors=errors, engine="verilator")
