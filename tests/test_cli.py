@@ -172,6 +172,30 @@ def test_simulate_png_in_and_out(tmp_path, capsys):
     assert os.path.exists(tmp_path / "out-1.png")
 
 
+def test_simulate_fast_backend_same_cycles(tmp_path, capsys):
+    fastsim = pytest.importorskip("convhw.fastsim")
+    if not fastsim.available():
+        pytest.skip("the fast backend's engine (Verilator) is not installed")
+    np.save(tmp_path / "in.npy", np.random.default_rng(8).integers(0, 256, size=(8, 10)))
+    reports = {}
+    for backend in ("pysim", "fast"):
+        status, out, _ = run_cli(capsys, "simulate", "--input", tmp_path / "in.npy", "--kernel",
+                                 "sharpen", "--stall", 0.25, "--frames", 2, "--json",
+                                 "--backend", backend)
+        assert status == 0
+        reports[backend] = json.loads(out)
+    assert reports["fast"]["engine"] == "verilator" and reports["pysim"]["engine"] == "pysim"
+    assert reports["fast"]["cycles"] == reports["pysim"]["cycles"]
+
+
+def test_simulate_vcd(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.arange(20).reshape(4, 5))
+    status, _, _ = run_cli(capsys, "simulate", "--input", tmp_path / "in.npy", "--kernel",
+                           "1,1", "--vcd", tmp_path / "w.vcd")
+    assert status == 0
+    assert "$enddefinitions" in (tmp_path / "w.vcd").read_text()
+
+
 def test_simulate_1d_sequence(tmp_path, capsys):
     sequence = np.random.default_rng(6).integers(-128, 128, size=40)
     np.save(tmp_path / "seq.npy", sequence)

@@ -23,6 +23,9 @@ from .options import add_spec_arguments, runtime_kernel, spec_from_args
 
 __all__ = ["add_parser", "run", "frame_sequence", "run_and_compare"]
 
+#: Cycles above which a pysim run earns a hint about the fast backend (about half a minute).
+PYSIM_PATIENCE = 300_000
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -40,7 +43,7 @@ def add_parser(subparsers):
     parser.add_argument("--stall", type=float, default=0.0, metavar="P",
                         help="stall probability on both streams, 0 <= P < 1 (default 0)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="stall seed (default 0)")
-    parser.add_argument("--vcd", metavar="FILE", help="write a waveform (pysim only)")
+    parser.add_argument("--vcd", metavar="FILE", help="write a waveform (VCD)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--backend", choices=("pysim", "fast"), default="pysim",
                         help="pysim (default) or fast: a compiled model (Verilator)")
@@ -164,9 +167,11 @@ def run(args):
     spec = spec_from_args(args, frame_shape=frame.shape)
     _check_range(spec, frame)
     kernel = runtime_kernel(args, spec)
-    if args.vcd and args.backend != "pysim":
-        raise CliError("--vcd: waveforms come from the pysim backend only")
     frames = frame_sequence(frame, args.frames)
+    cycles = args.frames * (spec.positions_per_frame + spec.latency)
+    if args.backend == "pysim" and cycles > PYSIM_PATIENCE:
+        print(f"convhw: note: pysim simulates about 10k cycles/s and this needs {cycles} or "
+              f"more; --backend fast uses a compiled model", file=sys.stderr, flush=True)
     result, expected, report = run_and_compare(spec, frames, kernel, stall=args.stall,
                                                seed=args.seed, vcd=args.vcd,
                                                backend=args.backend)

@@ -1,0 +1,118 @@
+"""``convhw board run``: send a frame to a board, check the result against the golden model.
+
+The spec options must describe the spec the board was built with (``python -m boards.<board>
+build`` takes the same options and fills the same defaults); the board rejects any other, and
+the message shows both fingerprints. ``--port sim`` runs the board design in the Amaranth
+simulator instead of a serial port (small frames only: about 5 000 clock cycles per second).
+
+Exit status: 0 when the result is bit-exact and the trailer is good, 1 when not (or the board
+did not answer), 2 for bad options or files.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+from ..board import protocol
+from ..board.accelerator import DEFAULT_TIMEOUT, UARTAccelerator
+from ..board.defaults import add_board_spec_arguments, board_kernel, board_spec_from_args
+from ..board.host import BoardClient, BoardError
+from ..board.transport import SimulatedSerial, open_serial
+from ..golden import run_spec
+from ..images import load_frame, save_frame
+from .errors import CliError
+
+__all__ = ["add_parser", "run", "SIM_PORT"]
+
+#: ``--port`` value that simulates the board; its clock and line rate (4 clocks per bit).
+SIM_PORT = "sim"
+SIM_CLOCK, SIM_BAUD = 1e6, 250_000
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "board", help="run frames on an FPGA board over its serial port",
+        description="Talk to a board built with python -m boards.<board> build.")
+    commands = parser.add_subparsers(dest="board_command", metavar="COMMAND", required=True)
+    run_parser = commands.add_parser(
+        "run", help="send a frame, receive the result, compare with the golden model",
+        description="Send one frame to the board, receive the result and compare it bit for bit "
+                    "with the golden model. Exit status 0 when bit-exact.")
+    run_parser.add_argument("--port", required=True, metavar="PORT",
+                            help=f"serial port (/dev/ttyUSB1, COM3, ...), or '{SIM_PORT}' to "
+                                 f"simulate the board")
+    run_parser.add_argument("--input", required=True, metavar="FILE",
+                            help="the frame: a 2-D .npy of integers or a grayscale image; its "
+                                 "size gives --width/--height")
+    run_parser.add_argument("--output", metavar="FILE",
+                            help="write the board's result (.npy exact, .png a picture)")
+    run_parser.add_argument("--baud", type=int, metavar="B",
+                            help="line rate; must be the build's (default 2000000, the "
+                                 "iCEBreaker's; the ULX3S default is 3000000)")
+    run_parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                            help=f"the board's silence timeout, for resynchronizing (default "
+                                 f"{DEFAULT_TIMEOUT})")
+    run_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_board_spec_arguments(run_parser)
+    return parser
+
+
+def _open(args, spec):
+    if args.port == SIM_PORT:
+        dut = UARTAccelerator(spec, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=args.timeout)
+        return SimulatedSerial(dut, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=args.timeout * 4)
+    baud = args.baud or 2_000_000
+    # A read may wait for a whole frame's worth of results at the slowest.
+    read_timeout = max(1.0, 4 * args.timeout)
+    try:
+        return open_serial(args.port, baud, timeout=read_timeout)
+    except RuntimeError as error:
+        raise CliError(str(error)) from None
+
+
+def run(args):
+    if args.timeout <= 0:
+        raise CliError(f"--timeout: must be a positive number of seconds, not {args.timeout}")
+    frame = load_frame(args.input)
+    if frame.ndim != 2:
+        raise CliError(f"--input: the boards take 2-D frames, not a {frame.ndim}-D array")
+    spec = board_spec_from_args(args, frame.shape)
+    kernel = board_kernel(args, spec)
+    lo, hi = spec.pixel_range
+    if frame.min() < lo or frame.max() > hi:
+        raise CliError(f"--input: pixel values must lie in {lo}..{hi} for --in-bits "
+                       f"{spec.in_bits}{' --signed' if spec.in_signed else ''}")
+    port = _open(args, spec)
+    try:
+        client = BoardClient(port, spec, timeout=args.timeout)
+        client.resync()
+        result = client.run_frame(frame, kernel)
+    except BoardError as error:
+        print(f"convhw: board error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        port.close()
+    expected = run_spec(spec, frame, kernel)
+    match = bool(np.array_equal(result.output, expected))
+    if args.output:
+        save_frame(args.output, result.output)
+    report = {
+        "match": match, "status": result.status.name, "in_crc_ok": result.in_crc_ok,
+        "out_crc_ok": result.out_crc_ok, "out_shape": list(spec.out_shape),
+        "seconds": result.seconds, "pixels_per_second": result.pixels_per_second,
+        "bytes_sent": result.bytes_sent, "bytes_received": result.bytes_received,
+        "mismatches": int(np.count_nonzero(result.output != expected)),
+        "spec_id": f"{protocol.spec_id(spec):08x}",
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"board: {'MATCH' if match else 'MISMATCH'} with the golden model "
+              f"({report['mismatches']} of {result.output.size} results differ)")
+        print(f"  status {result.status.name}: {result.status.meaning}")
+        print(f"  CRC of pixels received: {'ok' if result.in_crc_ok else 'BAD'}, of results "
+              f"sent: {'ok' if result.out_crc_ok else 'BAD'}")
+        print(f"  {result.seconds:.3f} s, {result.pixels_per_second:,.0f} results/s, "
+              f"{result.bytes_sent} bytes sent, {result.bytes_received} received")
+    return 0 if match and result.ok else 1
