@@ -106,9 +106,12 @@ def save_frame(path, array, *, stretch=True):
     suffix = _suffix(path)
     array = np.asarray(array)
     if suffix == ".npy":
-        if array.dtype == object:
-            array = array.astype(np.int64)  # callers only pass results that fit
-        np.save(path, array.astype(np.int64), allow_pickle=False)
+        try:
+            array = array.astype(np.int64)
+        except OverflowError:
+            raise ValueError(f"{path}: values beyond 64-bit integers cannot go in a .npy file "
+                             f"without pickling; requantize with --shift/--out-bits")
+        np.save(path, array, allow_pickle=False)
         return
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"{path}: unknown output format {suffix or '(no suffix)'!r}; "
@@ -122,7 +125,7 @@ def save_frame(path, array, *, stretch=True):
                          f"image; write it with stretch=True")
     else:
         pixels = np.atleast_2d(array).astype(np.uint8)
-    _pillow().fromarray(pixels, mode="L").save(path)
+    _pillow().fromarray(pixels).save(path)
 
 
 def demo_image(width, height):

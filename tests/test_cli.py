@@ -160,7 +160,7 @@ def test_simulate_json_keys(tmp_path, capsys):
 
 def test_simulate_png_in_and_out(tmp_path, capsys):
     pixels = demo_image(24, 16).astype(np.uint8)
-    Image.fromarray(pixels, mode="L").save(tmp_path / "in.png")
+    Image.fromarray(pixels).save(tmp_path / "in.png")
     status, out, _ = run_cli(capsys, "simulate", "--input", tmp_path / "in.png", "--kernel",
                              "sobel-y", "--padding", "same", "--output", tmp_path / "out.png",
                              "--frames", 2)

@@ -15,6 +15,11 @@ def test_npy_round_trip_exact(tmp_path):
     assert loaded.dtype == np.int64 and (loaded == frame).all()
 
 
+def test_npy_beyond_int64(tmp_path):
+    with pytest.raises(ValueError, match=r"values beyond 64-bit integers"):
+        save_frame(tmp_path / "big.npy", np.array([[2**70]], dtype=object))
+
+
 def test_npy_sequence(tmp_path):
     np.save(tmp_path / "s.npy", np.arange(10, dtype=np.uint16))
     assert load_frame(str(tmp_path / "s.npy")).tolist() == list(range(10))
@@ -49,7 +54,7 @@ def test_unreadable_files(tmp_path):
 @pytest.mark.parametrize("suffix", [".png", ".pgm"])
 def test_grayscale_images_read_exactly(tmp_path, suffix):
     pixels = np.random.default_rng(2).integers(0, 256, size=(6, 9)).astype(np.uint8)
-    Image.fromarray(pixels, mode="L").save(tmp_path / f"g{suffix}")
+    Image.fromarray(pixels).save(tmp_path / f"g{suffix}")
     loaded = load_frame(str(tmp_path / f"g{suffix}"))
     assert loaded.dtype == np.int64 and (loaded == pixels).all()
 
