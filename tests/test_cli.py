@@ -429,3 +429,24 @@ def test_runtime_kernel_values():
                                        r"shape 2x2$"):
         spec_from_args(options(width=8, height=8, runtime_coeffs=True, kernel="1,2;3,4",
                                kernel_size="3x3"))
+
+
+# --- info, kernels ----------------------------------------------------------------------------
+
+def test_info_matches_spec(capsys):
+    status, out, _ = run_cli(capsys, "info", "--width", 64, "--height", 48, "--kernel",
+                             "gaussian5", "--shift", 8, "--padding", "same", "--json")
+    assert status == 0
+    facts = json.loads(out)
+    spec = ConvSpec(width=64, height=48, kernel=parse_kernel("gaussian5"), shift=8,
+                    padding="same")
+    assert {key: facts[key] for key in spec.to_dict()} == spec.to_dict()
+    assert facts["taps"] == 25 and facts["line_buffer_bits"] == 4 * 64 * 8
+
+
+def test_kernels_lists_every_name(capsys):
+    from convhw.kernels import NAMED_KERNELS
+    status, out, _ = run_cli(capsys, "kernels")
+    assert status == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(NAMED_KERNELS)
+    assert "sobel-x          3x3  sum    0  -1,0,1; -2,0,2; -1,0,1" in out

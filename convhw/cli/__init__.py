@@ -13,7 +13,7 @@ from .errors import CliError
 
 __all__ = ["main", "CliError"]
 
-COMMANDS = ("generate", "simulate", "synth", "demo", "board")
+COMMANDS = ("generate", "simulate", "synth", "demo", "board", "info", "kernels")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,32 @@
+"""``convhw info``: a spec's derived numbers (shapes, widths, latency, cycles) without building."""
+
+import json
+
+from .options import add_spec_arguments, spec_from_args
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "info", help="print a spec's derived numbers: output shape, widths, latency, cycles",
+        description="Validate a spec and print what it derives, without elaborating hardware.")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_spec_arguments(parser)
+    return parser
+
+
+def run(args):
+    spec = spec_from_args(args)
+    facts = spec.to_dict()
+    facts["taps"] = spec.taps
+    facts["adder_tree_terms"] = len(spec.terms)
+    facts["dsp_taps"] = spec.dsp_taps
+    if len(spec.frame_shape) == 2:
+        facts["line_buffer_bits"] = (spec.span[0] - 1) * spec.width * spec.in_bits
+    if args.json:
+        print(json.dumps(facts))
+        return 0
+    for key, value in facts.items():
+        print(f"{key:>18}: {value}")
+    return 0
