@@ -167,6 +167,8 @@ CASES = [
     dict(width=12, height=10, kernel=_kernel(7, (5, 5)), dilation=2, padding=(0, 4), stride=2),
     dict(width=9, height=8, kernel=_kernel(8, (7, 7)), padding="same", in_bits=4),
     dict(width=13, height=7, kernel=_kernel(9, (7, 7)), stride=2, padding=(0, 3), in_bits=10),
+    dict(width=11, height=10, kernel=_kernel(15, (3, 3)), dilation=(3, 2), padding=(5, 2),
+         stride=2, in_signed=True),
     dict(width=10, height=9, kernel=_kernel(10, (3, 5)), padding=(1, 2), stride=(2, 1)),
     dict(width=9, height=11, kernel=_kernel(11, (5, 3)), padding="same", dilation=(1, 2)),
     dict(width=12, height=5, kernel=[_kernel(12, 7)], padding=(0, 3), in_bits=16, in_signed=True),
@@ -424,7 +426,7 @@ def test_coefficient_write_after_last_pixel():
 # --- frame markers -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stall", [0.0, 0.5])
-@pytest.mark.parametrize("cut", [1, 4, 13, 29])
+@pytest.mark.parametrize("cut", [1, 4, 7, 13, 29])
 def test_early_first_truncates_frame(cut, stall):
     """A ``first`` mid-frame ends that frame: its missing pixels count as zeros, all of its
     outputs still come out, and the next frame is exact."""
@@ -440,6 +442,27 @@ def test_early_first_truncates_frame(cut, stall):
         in_stall=stall, out_stall=stall, seed=cut)
     assert errors == [] and values == expected
     assert markers == frame_markers(spec.out_shape, 2)
+
+
+@pytest.mark.parametrize("max_dsps", [None, 1])
+def test_early_first_applies_new_coefficients(max_dsps):
+    """Coefficients written before an early ``first`` apply to the new frame, not the cut one."""
+    spec = ConvSpec(width=6, height=5, kernel_shape=(3, 2), padding=(2, 1), in_signed=True,
+                    max_dsps=max_dsps)
+    rng = np.random.default_rng(61)
+    k1, k2 = random_kernel(rng, spec, extreme=True), random_kernel(rng, spec, extreme=True)
+    a, b = random_frame(rng, spec), random_frame(rng, spec)
+    cut = 17
+    truncated = a.ravel().copy()
+    truncated[cut:] = 0
+    expected = [*run_spec(spec, truncated.reshape(a.shape), k1).ravel(),
+                *run_spec(spec, b, k2).ravel()]
+    for stall in (0.0, 0.4):
+        values, markers, _, _, errors = run_stream(
+            Conv2d(spec), [*a.ravel()[:cut], *b.ravel()], len(expected), firsts=(0, cut),
+            kernels={0: k1, cut: k2}, in_stall=stall, out_stall=stall, seed=3)
+        assert errors == [] and values == expected
+        assert markers == frame_markers(spec.out_shape, 2)
 
 
 @pytest.mark.parametrize("firsts", [(), (0,)])

@@ -1,5 +1,6 @@
-"""Hypothesis-drawn valid 2-D specs, frames, kernels and stalls: Conv2d must match the golden model
-bit for bit, with a clean stream protocol, and take exactly the spec's cycles when nothing stalls."""
+"""Hypothesis-drawn valid 2-D specs, frames, kernels and stalls: Conv2d must match the golden
+model bit for bit, with a clean stream protocol, and take exactly the spec's cycles when nothing
+stalls."""
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st

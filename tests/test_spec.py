@@ -46,8 +46,10 @@ def spec(**kwargs):
      r"^'kernel' must have at least one row and one column, not shape \(1, 0\)$"),
     (dict(BASE, kernel=np.zeros((0, 3), dtype=int)), ValueError,
      r"^'kernel' must have at least one row and one column, not shape \(0, 3\)$"),
-    (dict(BASE, kernel=[[1.5, 2]]), TypeError, r"^'kernel' must hold integers, not float64 values$"),
-    (dict(BASE, kernel=[[np.nan]]), TypeError, r"^'kernel' must hold integers, not float64 values$"),
+    (dict(BASE, kernel=[[1.5, 2]]), TypeError,
+     r"^'kernel' must hold integers, not float64 values$"),
+    (dict(BASE, kernel=[[np.nan]]), TypeError,
+     r"^'kernel' must hold integers, not float64 values$"),
     (dict(BASE, kernel=[["1"]]), TypeError, r"^'kernel' must hold integers, not <U1 values$"),
     (dict(BASE, kernel=[[True, False]]), TypeError, r"^'kernel' must hold integers, not bool "
                                                     r"values$"),
