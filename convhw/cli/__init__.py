@@ -74,7 +74,7 @@ def build_parser(modules=None):
                      description="Generate, simulate and synthesize streaming FPGA convolution "
                                  "accelerators.")
     parser.add_argument("--version", action="version", version=f"convhw {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="convhw_command", metavar="COMMAND")
     for module in modules.values():
         module.add_parser(subparsers)
     return parser
@@ -88,11 +88,11 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exit:
         return exit.code if isinstance(exit.code, int) else 2
-    if args.command is None:
+    if args.convhw_command is None:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return modules[args.command].run(args)
+        return modules[args.convhw_command].run(args)
     except _user_errors() as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"convhw: error: {message}", file=sys.stderr)
