@@ -450,3 +450,41 @@ def test_kernels_lists_every_name(capsys):
     assert status == 0
     assert [line.split()[0] for line in out.splitlines()] == list(NAMED_KERNELS)
     assert "sobel-x          3x3  sum    0  -1,0,1; -2,0,2; -1,0,1" in out
+
+
+# --- failing tools ----------------------------------------------------------------------------
+
+def fake_tool(tmp_path, name):
+    """An executable that prints a log line and fails."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\necho 'ERROR: the fake tool gives up'\nexit 3\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_synth_tool_failure_no_traceback(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("convhw.toolchain")
+    monkeypatch.setenv("YOSYS", fake_tool(tmp_path, "yosys"))
+    status, out, err = run_cli(capsys, "synth", "--target", "ice40-up5k", "--width", 16,
+                               "--height", 8, "--kernel", "box3", "--build-dir", tmp_path / "b")
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert "    ERROR: the fake tool gives up" in err  # the end of the log
+    assert re.match(r"convhw: error: yosys failed", err.splitlines()[-1])
+
+
+def test_export_yosys_failure_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AMARANTH_USE_YOSYS", "system")
+    monkeypatch.setenv("YOSYS", fake_tool(tmp_path, "yosys"))
+    status, out, err = run_cli(capsys, "generate", "-o", tmp_path / "x.v", "--width", 8,
+                               "--height", 8, "--kernel", "box3")
+    assert status == 2 and out == ""
+    assert err.startswith("convhw: error: Verilog/RTLIL export ") and err.count("\n") == 1
+
+
+def test_demo_tool_failure_exits_1(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("convhw.toolchain")
+    monkeypatch.setenv("NEXTPNR_ICE40", fake_tool(tmp_path, "nextpnr-ice40"))
+    status, out, _ = run_cli(capsys, "demo", "--output-dir", tmp_path / "d", "--backend",
+                             "pysim", "--width", 16, "--height", 12)
+    assert status == 1
+    assert "match: yes" in out and "synthesis: FAILED: nextpnr-ice40 failed" in out

@@ -98,10 +98,15 @@ def main(argv=None):
         print(f"convhw: error: {message}", file=sys.stderr)
         return 2
     except Exception as error:
-        if type(error).__name__ != "ToolNotFound":  # amaranth's: no Yosys for Verilog export
+        # Amaranth's: no Yosys for Verilog/RTLIL export, or Yosys failed during it.
+        kind = type(error).__name__
+        if kind not in ("ToolNotFound", "YosysError"):
             raise
-        print(f"convhw: error: {' '.join(str(error).split())}; Verilog/RTLIL export needs "
-              f"Yosys: pip install 'convhw[toolchain]'", file=sys.stderr)
+        detail = " ".join(str(error).split())
+        hint = ("needs Yosys: pip install 'convhw[toolchain]'" if kind == "ToolNotFound"
+                else "failed in Yosys (check YOSYS / AMARANTH_USE_YOSYS)")
+        print(f"convhw: error: Verilog/RTLIL export {hint}{': ' + detail if detail else ''}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("convhw: interrupted", file=sys.stderr)

@@ -27,7 +27,7 @@ __all__ = ["add_parser", "run", "SIM_PORT"]
 
 #: ``--port`` value that simulates the board; its clock and line rate (4 clocks per bit).
 SIM_PORT = "sim"
-SIM_CLOCK, SIM_BAUD = 1e6, 250_000
+SIM_CLOCK, SIM_BAUD, SIM_TIMEOUT = 1e6, 250_000, 400e-6
 
 
 def add_parser(subparsers):
@@ -50,9 +50,9 @@ def add_parser(subparsers):
     run_parser.add_argument("--baud", type=int, metavar="B",
                             help="line rate; must be the build's (default 2000000, the "
                                  "iCEBreaker's; the ULX3S default is 3000000)")
-    run_parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    run_parser.add_argument("--timeout", type=float, metavar="SECONDS",
                             help=f"the board's silence timeout, for resynchronizing (default "
-                                 f"{DEFAULT_TIMEOUT})")
+                                 f"{DEFAULT_TIMEOUT}; simulated: {SIM_TIMEOUT})")
     run_parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_board_spec_arguments(run_parser)
     return parser
@@ -61,7 +61,7 @@ def add_parser(subparsers):
 def _open(args, spec):
     if args.port == SIM_PORT:
         dut = UARTAccelerator(spec, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=args.timeout)
-        return SimulatedSerial(dut, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=args.timeout * 4)
+        return SimulatedSerial(dut, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=0.05)
     baud = args.baud or 2_000_000
     # A read may wait for a whole frame's worth of results at the slowest.
     read_timeout = max(1.0, 4 * args.timeout)
@@ -72,6 +72,8 @@ def _open(args, spec):
 
 
 def run(args):
+    if args.timeout is None:
+        args.timeout = SIM_TIMEOUT if args.port == SIM_PORT else DEFAULT_TIMEOUT
     if args.timeout <= 0:
         raise CliError(f"--timeout: must be a positive number of seconds, not {args.timeout}")
     frame = load_frame(args.input)

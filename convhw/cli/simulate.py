@@ -18,7 +18,7 @@ import numpy as np
 from ..golden import run_spec
 from ..harness import simulate
 from ..images import load_frame, save_frame
-from .errors import CliError
+from .errors import CliError, tool_failure
 from .options import add_spec_arguments, runtime_kernel, spec_from_args
 
 __all__ = ["add_parser", "run", "frame_sequence", "run_and_compare"]
@@ -88,6 +88,10 @@ def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
         hung = None
     except TimeoutError as error:
         result, hung = None, str(error)
+    except RuntimeError as error:  # the compiled engine failed to build or run
+        if type(error) is not RuntimeError:
+            raise
+        raise tool_failure(error) from None
     mismatches = []
     if result is not None:
         for index, (got, want) in enumerate(zip(result.frames, expected)):

@@ -2,13 +2,14 @@
 
 The tools are the YoWASP packages of the ``toolchain`` extra unless ``YOSYS``, ``NEXTPNR_ICE40``,
 ``NEXTPNR_ECP5`` (and so on) name other binaries. Progress lines go to stderr; ``--json`` prints
-only the report on stdout. Exit status 0, or 1 when ``--freq`` was given and not met.
+only the report on stdout. Exit status 0, or 1 when ``--freq`` was given and not met, or 2 when
+a tool is missing or fails (the end of its log goes to stderr).
 """
 
 import json
 import sys
 
-from .errors import CliError
+from .errors import CliError, tool_failure
 from .options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "synthesize_spec", "format_report"]
@@ -52,7 +53,12 @@ def synthesize_spec(spec, target, *, freq=None, seed=None, build_dir=None):
     for key, value in (("freq", freq), ("seed", seed), ("build_dir", build_dir)):
         if value is not None:
             kwargs[key] = value
-    return synthesize(spec, target, **kwargs)
+    try:
+        return synthesize(spec, target, **kwargs)
+    except RuntimeError as error:
+        if type(error) is not RuntimeError:  # ToolchainMissing and other specific errors
+            raise
+        raise tool_failure(error) from None
 
 
 def format_report(report):
