@@ -6,6 +6,7 @@ saw. Runtime coefficients, one kernel per frame, are written through the core's 
 just before each frame's first pixel.
 """
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,20 +51,36 @@ def _kernels(spec, frames, coefficients):
     if len(coefficients) != len(frames):
         raise ValueError(f"'coefficients' must give one kernel, or one per frame "
                          f"({len(frames)}), not {len(coefficients)}")
-    for kernel in coefficients:
+    lo, hi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
+    for index, kernel in enumerate(coefficients):
         if kernel.shape != spec.kernel_shape:
             raise ValueError(f"runtime kernel shape {kernel.shape} does not match "
                              f"'kernel_shape' {spec.kernel_shape}")
+        kernel = coefficients[index] = _integers("coefficients", kernel)
+        if kernel.min() < lo or kernel.max() > hi:
+            raise ValueError(f"runtime coefficients must lie in {lo}..{hi} for "
+                             f"'coeff_bits'={spec.coeff_bits}")
     return coefficients
+
+
+def _integers(name, array):
+    """``array`` if it holds integers (whole-valued floats become int64), else a TypeError."""
+    if array.dtype.kind in "iu" or (array.dtype == object and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in array.flat)):
+        return array
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        return array.astype(np.int64)
+    raise TypeError(f"'{name}' must hold integers, not {array.dtype} values")
 
 
 def _frames(spec, frames):
     frames = [np.asarray(f) for f in frames]
     lo, hi = spec.pixel_range
-    for frame in frames:
+    for index, frame in enumerate(frames):
         if frame.shape != spec.frame_shape:
             raise ValueError(f"frame shape {frame.shape} does not match the spec's "
                              f"(height, width) {spec.frame_shape}")
+        frame = frames[index] = _integers("frames", frame)
         if frame.size and (frame.min() < lo or frame.max() > hi):
             raise ValueError(f"pixel values must lie in {lo}..{hi} for "
                              f"{spec.in_bits}-bit {'signed' if spec.in_signed else 'unsigned'} "

@@ -318,7 +318,7 @@ def test_spec_init_wrong(kwargs, error, message):
         Conv1dSpec(**kwargs)
 
 
-def test_conv1d_wrong_spec():
+def test_conv1d_wrong_spec(unelaborated_ok):
     with pytest.raises(TypeError, match=r"^'spec' must be a Conv1dSpec, not ConvSpec\("):
         Conv1d(ConvSpec(width=4, height=1, kernel=[[1, 2]]))
 

@@ -178,6 +178,14 @@ def test_markers_and_dtype():
      r"^'coefficients' must give one kernel, or one per frame \(3\), not 2$"),
     (RUNTIME, [np.zeros((5, 6))], dict(coefficients=[np.ones((3, 2))]), ValueError,
      r"^runtime kernel shape \(3, 2\) does not match 'kernel_shape' \(2, 2\)$"),
+    (SPEC, [np.full((5, 6), 1.5)], {}, TypeError, r"^'frames' must hold integers, not float64 "
+                                                    r"values$"),
+    (SPEC, [np.full((5, 6), None)], {}, TypeError, r"^'frames' must hold integers, not object "
+                                                   r"values$"),
+    (RUNTIME, [np.zeros((5, 6), dtype=int)], dict(coefficients=[np.full((2, 2), 0.5)]),
+     TypeError, r"^'coefficients' must hold integers, not float64 values$"),
+    (RUNTIME, [np.zeros((5, 6), dtype=int)], dict(coefficients=[[[1, 128], [0, 0]]]),
+     ValueError, r"^runtime coefficients must lie in -128\.\.127 for 'coeff_bits'=8$"),
     (SPEC, [np.zeros((5, 6))], dict(in_stall=1.0), ValueError,
      r"^'in_stall' must be a probability from 0 up to \(not including\) 1, not 1\.0$"),
     (SPEC, [np.zeros((5, 6))], dict(out_stall=-0.1), ValueError,
@@ -199,6 +207,15 @@ def test_stimulus_repeats_one_kernel():
     assert len(images) == len(kernels) == 3
     assert all(k is kernels[0] for k in kernels)
     assert stimulus(SPEC, frames(SPEC, 2))[1] == [None, None]
+
+
+def test_whole_valued_floats_accepted():
+    image = frames(SPEC, 1)[0]
+    result = simulate(Conv2d(SPEC), [image.astype(float)])
+    np.testing.assert_array_equal(result.frames[0], run_spec(SPEC, image))
+    kernel = np.array([[1.0, -2.0], [3.0, -128.0]])
+    images, kernels = stimulus(RUNTIME, frames(RUNTIME, 1), [kernel])
+    assert kernels[0].dtype == np.int64 and kernels[0].tolist() == [[1, -2], [3, -128]]
 
 
 # --- the sim/ scenario ---------------------------------------------------------------------------
@@ -241,3 +258,4 @@ def test_sobel_scenario_bad_option(capsys):
     assert exit_info.value.code == 2
     assert "argument --stall: must be from 0 up to (not including) 1, not 1" in \
         capsys.readouterr().err
+
