@@ -17,7 +17,7 @@ import numpy as np
 
 from ..golden import run_spec
 from ..harness import simulate
-from ..images import load_frame, save_frame
+from ..images import IMAGE_SUFFIXES, load_frame, save_frame
 from .errors import CliError, tool_failure
 from .options import add_spec_arguments, runtime_kernel, spec_from_args
 
@@ -160,7 +160,6 @@ def run(args):
                        f"not {args.stall}")
     if args.output:
         suffix = os.path.splitext(args.output)[1].lower()
-        from ..images import IMAGE_SUFFIXES
         if suffix not in (".npy",) + IMAGE_SUFFIXES:
             raise CliError(f"--output: unknown format {suffix or '(no suffix)'!r}; use .npy or "
                            f"an image ({', '.join(IMAGE_SUFFIXES)})")
@@ -179,7 +178,10 @@ def run(args):
     result, expected, report = run_and_compare(spec, frames, kernel, stall=args.stall,
                                                seed=args.seed, vcd=args.vcd,
                                                backend=args.backend)
-    written = _write_output(args.output, result.frames) if args.output and result else []
+    try:
+        written = _write_output(args.output, result.frames) if args.output and result else []
+    except (OSError, ValueError) as error:
+        raise CliError(f"--output: {error}")
     if args.json:
         report["written"] = written
         print(json.dumps(report))
