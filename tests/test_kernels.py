@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 from scipy import ndimage
 
 from convhw.kernels import NAMED_KERNELS, parse_kernel
@@ -116,3 +117,11 @@ def test_text_files(tmp_path):
     path.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(ValueError, match=r"is not a text file"):
         parse_kernel(str(path))
+
+
+@given(st.lists(st.lists(st.integers(-10**12, 10**12), min_size=3, max_size=3), min_size=1,
+                max_size=4),
+       st.sampled_from([",", ", ", " ", "\t"]))
+def test_inline_round_trip(rows, separator):
+    text = ";".join(separator.join(str(v) for v in row) for row in rows)
+    assert parse_kernel(text).tolist() == rows

@@ -248,3 +248,13 @@ def test_no_stalls_cycle_count(tmp_path):
     values, markers, stdout = run_icarus(tmp_path, spec, random_frames(spec, 1, 6),
                                          in_gaps=0, out_stall=0)
     assert int(stdout.split("DONE ")[1].split()[0]) == spec.cycles_per_frame
+
+
+def test_runtime_coefficients_in_logic_signed(tmp_path):
+    """Taps beyond max_dsps become partial products; signed pixels, flip, dilation."""
+    spec = ConvSpec(width=9, height=6, kernel_shape=(2, 3), coeff_bits=4, max_dsps=2,
+                    in_bits=5, in_signed=True, flip=True, dilation=(1, 2), padding=(1, 2))
+    assert 0 < spec.dsp_taps < spec.taps
+    rng = np.random.default_rng(7)
+    kernels = [rng.integers(-8, 8, size=(2, 3)) for _ in range(2)]
+    check(tmp_path, spec, random_frames(spec, 2, 7), kernels, seed=7)
