@@ -39,7 +39,7 @@ from . import protocol
 from .protocol import Status
 from .uart import UARTReceiver, UARTTransmitter, bit_ratio
 
-__all__ = ["UARTAccelerator", "DEFAULT_TIMEOUT"]
+__all__ = ["UARTAccelerator", "check_parameters", "DEFAULT_TIMEOUT"]
 
 #: Seconds of silence after which a frame is given up and a resynchronization completes.
 DEFAULT_TIMEOUT = 0.2
@@ -273,6 +273,37 @@ class _Engine(wiring.Component):
         return m
 
 
+def check_parameters(spec, *, clk_freq, baud, timeout=DEFAULT_TIMEOUT, fifo_depth=None):
+    """Validate :class:`UARTAccelerator`'s parameters; return ``(timeout_cycles, fifo_depth)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the parameter, its value and what is allowed.
+    """
+    if not isinstance(spec, ConvSpec):
+        raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
+    bit_ratio(clk_freq, baud)
+    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+            and timeout > 0):
+        raise ValueError(f"'timeout' must be a positive number of seconds, not {timeout!r}")
+    byte_clocks = 10 * clk_freq / baud
+    timeout_cycles = math.ceil(timeout * clk_freq)
+    if timeout_cycles < 4 * byte_clocks:
+        raise ValueError(f"'timeout' {timeout!r} s is shorter than 4 byte times at "
+                         f"{baud} baud ({4 * byte_clocks / clk_freq:.3g} s)")
+    protocol.header_prefix(spec)            # frame size fits the protocol
+    minimum = protocol.rx_fifo_depth(spec, minimum=1)
+    if fifo_depth is None:
+        fifo_depth = protocol.rx_fifo_depth(spec)
+    elif not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool):
+        raise TypeError(f"'fifo_depth' must be an integer, not {fifo_depth!r}")
+    elif not minimum <= fifo_depth <= protocol.MAX_FIFO_BYTES:
+        raise ValueError(f"'fifo_depth' must be from {minimum} (this spec's window) to "
+                         f"{protocol.MAX_FIFO_BYTES} bytes, not {fifo_depth!r}")
+    return timeout_cycles, fifo_depth
+
+
 class UARTAccelerator(wiring.Component):
     """The board design for ``spec``, with its pins as plain signals.
 
@@ -303,26 +334,8 @@ class UARTAccelerator(wiring.Component):
     """
 
     def __init__(self, spec, *, clk_freq, baud, timeout=DEFAULT_TIMEOUT, fifo_depth=None):
-        if not isinstance(spec, ConvSpec):
-            raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
-        bit_ratio(clk_freq, baud)
-        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-                and timeout > 0):
-            raise ValueError(f"'timeout' must be a positive number of seconds, not {timeout!r}")
-        byte_clocks = 10 * clk_freq / baud
-        timeout_cycles = math.ceil(timeout * clk_freq)
-        if timeout_cycles < 4 * byte_clocks:
-            raise ValueError(f"'timeout' {timeout!r} s is shorter than 4 byte times at "
-                             f"{baud} baud ({4 * byte_clocks / clk_freq:.3g} s)")
-        protocol.header_prefix(spec)            # frame size fits the protocol
-        minimum = protocol.rx_fifo_depth(spec, minimum=1)
-        if fifo_depth is None:
-            fifo_depth = protocol.rx_fifo_depth(spec)
-        elif not isinstance(fifo_depth, int) or isinstance(fifo_depth, bool):
-            raise TypeError(f"'fifo_depth' must be an integer, not {fifo_depth!r}")
-        elif not minimum <= fifo_depth <= protocol.MAX_FIFO_BYTES:
-            raise ValueError(f"'fifo_depth' must be from {minimum} (this spec's window) to "
-                             f"{protocol.MAX_FIFO_BYTES} bytes, not {fifo_depth!r}")
+        timeout_cycles, fifo_depth = check_parameters(spec, clk_freq=clk_freq, baud=baud,
+                                                      timeout=timeout, fifo_depth=fifo_depth)
         self._spec = spec
         self._clk_freq, self._baud = clk_freq, baud
         self._timeout = timeout

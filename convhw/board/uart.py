@@ -50,8 +50,9 @@ def bit_ratio(clk_freq, baud):
             raise ValueError(f"'{name}' must be positive, not {value!r}")
     # Rates given as floats (12e6) are exact integers in practice; bound the denominator so a
     # strange float cannot make a huge phase counter. The rate error stays below 1e-5.
-    ratio = (Fraction(clk_freq) / Fraction(baud)).limit_denominator(1 << 16)
-    if ratio < MIN_CLOCKS_PER_BIT:
+    exact = Fraction(clk_freq) / Fraction(baud)
+    ratio = exact.limit_denominator(1 << 16)
+    if exact < MIN_CLOCKS_PER_BIT:
         raise ValueError(f"'baud' {baud} is too fast for a {clk_freq:g} Hz clock: the UART needs "
                          f"at least {MIN_CLOCKS_PER_BIT} clocks per bit, so at most "
                          f"{int(clk_freq // MIN_CLOCKS_PER_BIT)} baud")

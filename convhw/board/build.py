@@ -1,0 +1,190 @@
+"""Build (and program) the accelerator bitstream for a board, with the YoWASP toolchain.
+
+:func:`build_board` runs Amaranth's build plan for the board's platform with the tool
+environment of :func:`convhw.toolchain.tool_environment` (YoWASP unless ``YOSYS``,
+``NEXTPNR_ICE40``, ... say otherwise), logs the tools' output to ``build.log``, and reads
+nextpnr's report for Fmax and utilization. :func:`main` is the ``python -m boards.<board>``
+command line.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from amaranth.build.run import LocalBuildProducts
+
+from .accelerator import DEFAULT_TIMEOUT, check_parameters
+from .defaults import add_board_spec_arguments, board_spec_from_args
+from .top import BoardInfo, BoardTop
+
+__all__ = ["BuildError", "BuildResult", "build_board", "program_board", "main"]
+
+NAME = "convhw_board"
+
+
+class BuildError(RuntimeError):
+    """The toolchain failed, the design did not fit, or timing was not met."""
+
+
+@dataclass
+class BuildResult:
+    """A built bitstream and what nextpnr said about it."""
+    board: str
+    bitstream: str
+    clock_mhz: float
+    fmax_mhz: float
+    utilization: dict = field(default_factory=dict)     # resource -> (used, available)
+    seconds: float = 0.0
+    build_dir: str = ""
+
+    @property
+    def timing_met(self):
+        return self.fmax_mhz >= self.clock_mhz
+
+    def summary(self):
+        lines = [f"{self.board}: {self.bitstream}",
+                 f"  Fmax {self.fmax_mhz:.1f} MHz at a {self.clock_mhz:g} MHz board clock: "
+                 f"{'met' if self.timing_met else 'NOT MET'}"]
+        for name, (used, available) in sorted(self.utilization.items()):
+            if used:
+                lines.append(f"  {name:<16} {used:>6} / {available:<6} "
+                             f"({100 * used / max(available, 1):.0f}%)")
+        lines.append(f"  built in {self.seconds:.1f} s in {self.build_dir}")
+        return "\n".join(lines)
+
+
+def _tool_environment():
+    from ..toolchain import tool_environment
+    return tool_environment()
+
+
+def _log_tail(path, lines=25):
+    try:
+        with open(path) as log:
+            return "".join(log.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _read_report(path, clock_mhz):
+    with open(path) as f:
+        report = json.load(f)
+    fmax = min((clock["achieved"] for clock in report.get("fmax", {}).values()),
+               default=float("inf"))
+    utilization = {name: (entry.get("used", 0), entry.get("available", 0))
+                   for name, entry in report.get("utilization", {}).items()}
+    return fmax, utilization
+
+
+def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=None,
+                build_dir="build", seed=1):
+    """Build the bitstream for ``spec`` on ``board``; return a :class:`BuildResult`.
+
+    Raises
+    ------
+    BuildError
+        A tool failed (with the end of its log), the bitstream is missing, or the design does
+        not meet timing at the board clock.
+    """
+    if not isinstance(board, BoardInfo):
+        raise TypeError(f"'board' must be a BoardInfo, not {board!r}")
+    platform = board.platform()
+    clock_mhz = platform.default_clk_frequency / 1e6
+    spec = board.fit(spec)
+    baud = board.baud if baud is None else baud
+    fifo_depth = board.fifo_for(spec) if fifo_depth is None else fifo_depth
+    check_parameters(spec, clk_freq=platform.default_clk_frequency, baud=baud, timeout=timeout,
+                     fifo_depth=fifo_depth)
+    top = BoardTop(board, spec, baud=baud, timeout=timeout, fifo_depth=fifo_depth)
+    env = _tool_environment()
+    started = time.monotonic()
+    options = dict(board.build_options)
+    options["nextpnr_opts"] = (f"{options.get('nextpnr_opts', '')} --report {NAME}.report.json "
+                               f"--timing-allow-fail --seed {seed}").strip()
+    plan = platform.build(top, name=NAME, build_dir=build_dir, do_build=False, **options)
+    root = plan.extract(build_dir)
+    log_path = os.path.join(root, "build.log")
+    with open(log_path, "w") as log:
+        completed = subprocess.run(["sh", f"{plan.script}.sh"], cwd=root, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    if completed.returncode != 0:
+        raise BuildError(f"the {board.name} build failed (exit code {completed.returncode}; "
+                         f"log: {log_path}):\n{_log_tail(log_path)}")
+    bitstream = next((os.path.join(root, f"{NAME}.{suffix}") for suffix in ("bin", "bit")
+                      if os.path.exists(os.path.join(root, f"{NAME}.{suffix}"))), None)
+    if bitstream is None:
+        raise BuildError(f"the {board.name} build produced no bitstream (log: {log_path})")
+    fmax, utilization = _read_report(os.path.join(root, f"{NAME}.report.json"), clock_mhz)
+    return BuildResult(board=board.name, bitstream=bitstream, clock_mhz=clock_mhz,
+                       fmax_mhz=fmax, utilization=utilization,
+                       seconds=time.monotonic() - started, build_dir=str(root))
+
+
+def program_board(board, result):
+    """Flash ``result`` through the platform's programmer, or say clearly what is missing."""
+    variable, command = board.programmer
+    tool = os.environ.get(variable) or command
+    if not shutil.which(tool):
+        raise BuildError(f"{tool} not found: install it (e.g. apt-get install "
+                         f"{'fpga-icestorm' if command == 'iceprog' else 'openfpgaloader'}) or "
+                         f"set {variable} to the programmer")
+    products = LocalBuildProducts(result.build_dir)
+    try:
+        board.platform().toolchain_program(products, NAME)
+    except subprocess.CalledProcessError as error:
+        raise BuildError(f"{tool} failed with exit code {error.returncode}: is the {board.name} "
+                         f"connected (USB), powered, and accessible to this user?") from None
+
+
+def main(board, argv=None):
+    """``python -m boards.<board> build [--build-dir DIR] [spec options] [--baud B] [--program]``."""
+    from ..cli.errors import CliError
+
+    parser = argparse.ArgumentParser(prog=f"python -m boards.{board.name}",
+                                     description=f"Build the convhw UART accelerator for the "
+                                                 f"{board.name}.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    build = commands.add_parser("build", help="build the bitstream (and --program it)")
+    build.add_argument("--build-dir", default=f"build/{board.name}", metavar="DIR",
+                       help="where the bitstream and logs go (default build/%(default)s)")
+    build.add_argument("--baud", type=int, default=board.baud, metavar="B",
+                       help=f"line rate (default {board.baud})")
+    build.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help=f"silence that ends a truncated frame (default {DEFAULT_TIMEOUT})")
+    build.add_argument("--fifo-depth", type=int, metavar="BYTES",
+                       help=f"receive FIFO (default {board.fifo_depth}, or the spec's window "
+                            f"when larger)")
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    build.add_argument("--program", action="store_true",
+                       help="flash the bitstream after building")
+    add_board_spec_arguments(build)
+    args = parser.parse_args(argv)
+    try:
+        spec = board_spec_from_args(args)
+        print(f"{board.name}: building {spec!r} at {args.baud} baud", flush=True)
+        result = build_board(board, spec, baud=args.baud, timeout=args.timeout,
+                             fifo_depth=args.fifo_depth, build_dir=args.build_dir,
+                             seed=args.seed)
+        print(result.summary(), flush=True)
+        if not result.timing_met:
+            raise BuildError(f"timing NOT met: Fmax {result.fmax_mhz:.1f} MHz is below the "
+                             f"{result.clock_mhz:g} MHz board clock")
+        if args.program:
+            program_board(board, result)
+            print(f"{board.name}: programmed", flush=True)
+    except (CliError, BuildError, ValueError, TypeError) as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, (CliError, ValueError, TypeError)) else 1
+    except Exception as error:
+        from ..toolchain import ToolchainMissing
+        if isinstance(error, ToolchainMissing):
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+            return 2
+        raise
+    return 0

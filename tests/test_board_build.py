@@ -1,0 +1,61 @@
+"""Bitstreams for both boards, built the way ``python -m boards.<board> build`` builds them.
+
+Each build runs Yosys and nextpnr (YoWASP) once, on the boards' default spec (runtime 3x3
+coefficients, "same" padding, 128x128 frames), and checks that the design fits and meets timing
+at the board clock.
+"""
+
+import json
+import os
+
+import pytest
+
+from boards.icebreaker import ICEBREAKER
+from boards.ulx3s import ULX3S
+from convhw.board.build import NAME, BuildError, BuildResult, main, program_board
+
+
+def report(build_dir):
+    with open(os.path.join(build_dir, f"{NAME}.report.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("board, bitstream, clock_mhz, dsp", [
+    (ICEBREAKER, "bin", 12.0, "ICESTORM_DSP"),
+    (ULX3S, "bit", 25.0, "MULT18X18D"),
+])
+def test_default_bitstream_fits_and_meets_timing(board, bitstream, clock_mhz, dsp, tmp_path,
+                                                 capsys):
+    build_dir = str(tmp_path / board.name)
+    assert main(board, ["build", "--build-dir", build_dir]) == 0
+    printed = capsys.readouterr().out
+    path = os.path.join(build_dir, f"{NAME}.{bitstream}")
+    assert os.path.getsize(path) > 10_000
+    assert "met" in printed and path in printed
+    nextpnr = report(build_dir)
+    for name, entry in nextpnr["utilization"].items():
+        assert entry["used"] <= entry["available"], name
+    assert nextpnr["utilization"][dsp]["used"] > 0          # runtime taps use DSP blocks
+    clocks = nextpnr["fmax"].values()
+    assert clocks and all(clock["achieved"] >= clock_mhz for clock in clocks)
+
+
+def test_bad_spec_option_fails_before_any_tool_runs(tmp_path, capsys):
+    assert main(ICEBREAKER, ["build", "--build-dir", str(tmp_path), "--stride", "0"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("python -m boards.icebreaker: error: --stride")
+    assert not os.listdir(tmp_path)
+
+
+def test_too_fast_baud_is_refused(tmp_path, capsys):
+    assert main(ICEBREAKER, ["build", "--build-dir", str(tmp_path), "--baud", "4000000"]) == 2
+    assert "'baud' 4000000 is too fast for a 1.2e+07 Hz clock" in capsys.readouterr().err
+
+
+def test_program_without_the_programmer_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICEPROG", "no-such-iceprog")
+    result = BuildResult(board="icebreaker", bitstream=str(tmp_path / f"{NAME}.bin"),
+                         clock_mhz=12, fmax_mhz=30, build_dir=str(tmp_path))
+    with pytest.raises(BuildError, match=r"^no-such-iceprog not found: install it \(e\.g\. "
+                                         r"apt-get install fpga-icestorm\) or set ICEPROG"):
+        program_board(ICEBREAKER, result)
