@@ -61,9 +61,15 @@ class OutputQueue(wiring.Component):
         m.submodules.fifo = queue = fifo.SyncFIFOBuffered(
             width=len(self.w_data.as_value()), depth=self._depth)
         owed = Signal(range(self._depth + 1))
-        m.d.sync += owed.eq(owed + self.start - (self.o.valid & self.o.ready))
+        pop = self.o.valid & self.o.ready
+        m.d.sync += owed.eq(owed + self.start - pop)
+        # ``owed < depth`` kept in a register (it gates a core's issue logic): computed from
+        # the present count for each of the three ways the count can move.
+        can_start = Signal(init=1)
+        m.d.sync += can_start.eq(Mux(self.start & ~pop, owed < self._depth - 1,
+                                     Mux(pop & ~self.start, 1, owed < self._depth)))
         m.d.comb += [
-            self.can_start.eq(owed < self._depth),
+            self.can_start.eq(can_start),
             queue.w_en.eq(self.w_en),
             queue.w_data.eq(self.w_data),
             self.o.valid.eq(queue.r_rdy),

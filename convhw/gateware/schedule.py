@@ -1,29 +1,36 @@
 """Position scheduler: walks a frame's stream positions and says what each one does.
 
 A frame is ``spec.positions_per_frame`` positions in rows of ``spec.stream_width`` (see
-:mod:`convhw.spec`). The scheduler keeps the current position in counters and describes it
-combinationally from those registers: whether it takes an input pixel, which line-buffer column
-it touches, whether it completes an output, that output's frame markers, and which kernel rows
-and columns fall inside the frame (the others are zero padding and are masked).
+:mod:`convhw.spec`). For the current position the scheduler says whether it takes an input
+pixel, which line-buffer column it touches, whether it completes an output, that output's frame
+markers, and which kernel rows and columns fall inside the frame (the others are zero padding
+and are masked).
 
 ``advance`` moves to the next position; after the last one it starts the next frame.
 ``truncate`` (an early start of frame) turns the rest of the frame into positions without input,
 so the frame's outputs still all come out and the next frame starts cleanly.
+
+Timing: the counters run one position ahead, and the description of the current position is
+registered (computed from the look-ahead counters while the previous position is issued). So
+every output is a flip-flop, and ``advance`` only steers register enables: the issue logic of a
+core, which depends on ``needs_input`` and ``at_start``, stays a couple of LUTs deep.
+``next_column`` and ``next_in_columns`` describe the following position, for reading a
+pipelined line buffer ahead.
 """
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["Scheduler"]
 
 
-def _count(m, counter, limit, enable):
-    """Increment ``counter`` modulo ``limit`` when ``enable``; return the wrap condition."""
-    wrap = counter == limit - 1
-    with m.If(enable):
-        m.d.sync += counter.eq(Mux(wrap, 0, counter + 1))
-    return wrap
+def _mux(select, if_true, if_false):
+    """``Mux`` for hardware values, ``if`` for Python values (so initial states are computed
+    with the very expressions that the hardware uses)."""
+    if isinstance(select, Value):
+        return Mux(select, if_true, if_false)
+    return if_true if select else if_false
 
 
 class Scheduler(wiring.Component):
@@ -40,6 +47,8 @@ class Scheduler(wiring.Component):
         The position completes an output; that output starts the frame; it ends its row.
     row_mask, col_mask : Out(KH), Out(KW)
         Kernel rows and columns inside the frame for that output.
+    next_in_columns, next_column : Out
+        ``in_columns`` and ``column`` of the next position.
     """
 
     def __init__(self, spec):
@@ -51,64 +60,134 @@ class Scheduler(wiring.Component):
             "column": Out(range(spec.stream_width)),
             "emit": Out(1), "first": Out(1), "last": Out(1),
             "row_mask": Out(kh), "col_mask": Out(kw),
+            "next_in_columns": Out(1), "next_column": Out(range(spec.stream_width)),
         })
 
-    def elaborate(self, platform):
-        m = Module()
+    # The state of a position: counters in stream space (vx, vy) and in padded output space
+    # (ex, ey with their stride phases), and whether the frame was truncated.
+
+    def _initial_state(self):
+        spec = self._spec
+        (sy, sx), wv = self._spec.stride, spec.stream_width
+        ey, ex = divmod(-spec.col_offset, wv)
+        ey -= spec.row_offset
+        return dict(vx=0, vy=0, ex=ex, ey=ey, ex_phase=ex % sx, ey_phase=ey % sy, truncating=0)
+
+    def _wraps(self, s):
+        """The conditions that steer the step from ``s``: it is the frame's last position, the
+        last of its stream row, the last of its output row."""
+        spec = self._spec
+        wv = spec.stream_width
+        end_y, end_x = divmod(spec.positions_per_frame - 1, wv)
+        return dict(at_end=(s["vy"] == end_y) & (s["vx"] == end_x),
+                    row_done=s["vx"] == wv - 1, out_row_done=s["ex"] == wv - 1)
+
+    def _next_wraps(self, s, wraps):
+        """``_wraps`` of the position after ``s``, from comparisons of ``s`` with constants."""
+        spec = self._spec
+        wv, total = spec.stream_width, spec.positions_per_frame
+        initial = self._initial_state()
+        if total == 1:
+            at_end = 1
+        else:
+            y2, x2 = divmod(total - 2, wv)
+            at_end = (s["vy"] == y2) & (s["vx"] == x2)
+        return dict(
+            at_end=at_end,
+            row_done=_mux(wraps["at_end"], int(initial["vx"] == wv - 1),
+                          _mux(wraps["row_done"], int(wv == 1), s["vx"] == wv - 2)),
+            out_row_done=_mux(wraps["at_end"], int(initial["ex"] == wv - 1),
+                              _mux(wraps["out_row_done"], int(wv == 1), s["ex"] == wv - 2)),
+        )
+
+    def _next_state(self, s, wraps):
+        """The state of the position after ``s`` (the next frame's first after the last)."""
+        (sy, sx) = self._spec.stride
+        row_done, out_row_done = wraps["row_done"], wraps["out_row_done"]
+        stepped = dict(
+            vx=_mux(row_done, 0, s["vx"] + 1),
+            vy=_mux(row_done, s["vy"] + 1, s["vy"]),
+            ex=_mux(out_row_done, 0, s["ex"] + 1),
+            ey=_mux(out_row_done, s["ey"] + 1, s["ey"]),
+            ex_phase=_mux(out_row_done | (s["ex_phase"] == sx - 1), 0, s["ex_phase"] + 1),
+            ey_phase=_mux(out_row_done, _mux(s["ey_phase"] == sy - 1, 0, s["ey_phase"] + 1),
+                          s["ey_phase"]),
+            truncating=s["truncating"],
+        )
+        initial = self._initial_state()
+        return {key: _mux(wraps["at_end"], initial[key], stepped[key]) for key in initial}
+
+    def _describe(self, s):
+        """What the position in state ``s`` does (the members ``needs_input`` ... ``col_mask``)."""
         spec = self._spec
         (kh, kw), (sy, sx), (dy, dx) = spec.kernel_shape, spec.stride, spec.dilation
         (pad_top, _), (pad_left, _) = spec.padding
         out_h, out_w = spec.out_shape
-        wv, total = spec.stream_width, spec.positions_per_frame
-        end_y, end_x = divmod(total - 1, wv)
-        # Output coordinates in padded space (ey = oy*sy, ex = ox*sx) of the current position.
-        ey_init, ex_init = divmod(-spec.col_offset, wv)
-        ey_init -= spec.row_offset
-        ey_end = (total - 1 - spec.col_offset) // wv - spec.row_offset
+        in_columns = (s["vx"] < spec.width) if spec.stream_width > spec.width else 1
+        ey, ex = s["ey"], s["ex"]
+        return dict(
+            needs_input=(s["vy"] < spec.height) & in_columns & (s["truncating"] == 0),
+            at_start=(s["vx"] == 0) & (s["vy"] == 0),
+            in_columns=in_columns,
+            column=s["vx"],
+            emit=((ey >= 0) & (ey <= (out_h - 1) * sy) & (s["ey_phase"] == 0)
+                  & (ex <= (out_w - 1) * sx) & (s["ex_phase"] == 0)),
+            first=(ey == 0) & (ex == 0),
+            last=ex == (out_w - 1) * sx,
+            row_mask=[(ey >= pad_top - i * dy) & (ey < spec.height + pad_top - i * dy)
+                      for i in range(kh)],
+            col_mask=[(ex >= pad_left - j * dx) & (ex < spec.width + pad_left - j * dx)
+                      for j in range(kw)],
+        )
 
-        vx = Signal(range(wv), init=0)
-        vy = Signal(range(end_y + 1), init=0)
-        ex = Signal(range(wv), init=ex_init)
-        ey = Signal(range(ey_init, ey_end + 1), init=ey_init)
-        ex_phase = Signal(range(sx), init=ex_init % sx)
-        ey_phase = Signal(range(sy), init=ey_init % sy)
-        truncating = Signal()
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        (sy, sx), wv = spec.stride, spec.stream_width
+        end_y = (spec.positions_per_frame - 1) // wv
+        initial = self._initial_state()
+        ey_end = (spec.positions_per_frame - 1 - spec.col_offset) // wv - spec.row_offset
 
-        at_end = (vy == end_y) & (vx == end_x)
-        step = self.advance & ~at_end
-        with m.If(self.advance & at_end):
-            m.d.sync += [vx.eq(0), vy.eq(0), ex.eq(ex_init), ey.eq(ey_init),
-                         ex_phase.eq(ex_init % sx), ey_phase.eq(ey_init % sy), truncating.eq(0)]
+        # Look-ahead counters: the state of the position after the current one, with the
+        # conditions that steer its step in registers too.
+        second = self._next_state(initial, self._wraps(initial))
+        shapes = dict(vx=range(wv), vy=range(end_y + 1), ex=range(wv),
+                      ey=range(min(initial["ey"], 0), max(ey_end, 0) + 1),
+                      ex_phase=range(sx), ey_phase=range(sy), truncating=1)
+        ahead = {key: Signal(shapes[key], init=int(second[key]), name=f"next_{key}")
+                 for key in shapes}
+
+        # The registered description of the current position.
+        first_info = self._describe(initial)
+        current = {key: getattr(self, key) for key in first_info}
+        registers = {}
+        for key, value in first_info.items():
+            port = current[key]
+            init = (sum(int(bit) << i for i, bit in enumerate(value)) if isinstance(value, list)
+                    else int(value))
+            registers[key] = reg = Signal.like(port, init=init, name=f"cur_{key}")
+            m.d.comb += port.eq(reg)
+
+        wraps = {key: Signal(init=int(value), name=f"next_{key}")
+                 for key, value in self._wraps(second).items()}
+
+        ahead_info = self._describe(ahead)
+        following = self._next_state(ahead, wraps)
+        following_wraps = self._next_wraps(ahead, wraps)
+        with m.If(self.advance):
+            for key, value in ahead_info.items():
+                value = Cat(*value) if isinstance(value, list) else value
+                m.d.sync += registers[key].eq(value)
+            m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
+            m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
         with m.Elif(self.truncate):
-            m.d.sync += truncating.eq(1)
+            m.d.sync += registers["needs_input"].eq(0)
+            # Unless the current position ends the frame, its following ones lose their input.
+            with m.If(~ahead_info["at_start"]):
+                m.d.sync += ahead["truncating"].eq(1)
 
-        row_done = _count(m, vx, wv, step)
-        with m.If(step & row_done):
-            m.d.sync += vy.eq(vy + 1)
-        out_row_done = _count(m, ex, wv, step)
-        with m.If(step & out_row_done):
-            m.d.sync += ey.eq(ey + 1)
-        _count(m, ey_phase, sy, step & out_row_done)
-        with m.If(step & out_row_done):
-            m.d.sync += ex_phase.eq(0)
-        with m.Elif(step):
-            m.d.sync += ex_phase.eq(Mux(ex_phase == sx - 1, 0, ex_phase + 1))
-
-        in_columns = (vx < spec.width) if wv > spec.width else C(1)
         m.d.comb += [
-            self.at_start.eq((vx == 0) & (vy == 0)),
-            self.in_columns.eq(in_columns),
-            self.column.eq(vx),
-            self.needs_input.eq((vy < spec.height) & in_columns & ~truncating),
-            self.emit.eq((ey >= 0) & (ey <= (out_h - 1) * sy) & (ey_phase == 0)
-                         & (ex <= (out_w - 1) * sx) & (ex_phase == 0)),
-            self.first.eq((ey == 0) & (ex == 0)),
-            self.last.eq(ex == (out_w - 1) * sx),
+            self.next_in_columns.eq(ahead_info["in_columns"]),
+            self.next_column.eq(ahead["vx"]),
         ]
-        for i in range(kh):
-            lo = pad_top - i * dy
-            m.d.comb += self.row_mask[i].eq((ey >= lo) & (ey < spec.height + lo))
-        for j in range(kw):
-            lo = pad_left - j * dx
-            m.d.comb += self.col_mask[j].eq((ex >= lo) & (ex < spec.width + lo))
         return m
