@@ -302,7 +302,7 @@ def test_single_column_and_row_frames():
         check_run(spec, frames, in_stall=0.3, out_stall=0.9, seed=1)
 
 
-def test_frames_back_to_back_different_sizes_of_padding():
+def test_back_to_back_after_bottom_padding():
     """Bottom-padding positions of one frame run while the next frame's pixels wait."""
     spec = ConvSpec(width=8, height=6, kernel=_kernel(31, (5, 5)), padding=(4, 1), stride=(1, 2))
     assert spec.positions_per_frame > spec.width * spec.height
@@ -375,7 +375,7 @@ def test_runtime_coefficients_shapes(in_signed):
 
 
 def test_runtime_matches_constant():
-    """Runtime coefficients compute what the same kernel compiled in does, cycle for cycle."""
+    """Runtime coefficients compute what the same kernel compiled in does."""
     kernel = _kernel(40, (3, 4), -60, 60)
     const = ConvSpec(width=9, height=7, kernel=kernel, padding=(1, 2), flip=True)
     runtime = const.replace(kernel=None, kernel_shape=(3, 4), coeff_bits=const.coeff_bits,
@@ -399,7 +399,7 @@ def test_coefficient_writes_during_a_frame(max_dsps, stall):
     a, b = random_frame(rng, spec, extreme=True), random_frame(rng, spec)
     size = spec.width * spec.height
     expected = [*run_spec(spec, a, k1).ravel(), *run_spec(spec, b, k2).ravel()]
-    # k2 arrives while frame a streams; k3 overwrites nothing of b, being written during b.
+    # k2 is written while frame a streams, so b uses it; k3, written while b streams, is not.
     for meddle, kernels in (((20, k2), {0: k1}), ((size + 3, k3), {0: k1, size: k2})):
         values, markers, _, _, errors = run_stream(
             Conv2d(spec), [*a.ravel(), *b.ravel()], len(expected), firsts=(0, size),
