@@ -9,10 +9,11 @@ import sys
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from convhw.board.build import main
+from convhw.board.defaults import BOARD_BAUDS
 from convhw.board.top import BoardInfo
 
 ICEBREAKER = BoardInfo(
-    name="icebreaker", platform=ICEBreakerPlatform, baud=2_000_000,
+    name="icebreaker", platform=ICEBreakerPlatform, baud=BOARD_BAUDS["icebreaker"],
     reset=("button", 0), leds=(("led_g", 0), ("led_r", 0), None),
     fifo_depth=4096, programmer=("ICEPROG", "iceprog"), dsps=8,
     build_options=(("synth_opts", "-dsp"),))          # runtime coefficients in SB_MAC16

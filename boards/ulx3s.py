@@ -9,10 +9,11 @@ import sys
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from convhw.board.build import main
+from convhw.board.defaults import BOARD_BAUDS
 from convhw.board.top import BoardInfo
 
 ULX3S = BoardInfo(
-    name="ulx3s", platform=ULX3S_85F_Platform, baud=3_000_000,
+    name="ulx3s", platform=ULX3S_85F_Platform, baud=BOARD_BAUDS["ulx3s"],
     reset=("button_fire", 0), leds=(("led", 0), ("led", 1), ("led", 2)),
     fifo_depth=8192, programmer=("OPENFPGALOADER", "openFPGALoader"), dsps=156)
 

@@ -13,6 +13,8 @@ import pytest
 from boards.icebreaker import ICEBREAKER
 from boards.ulx3s import ULX3S
 from convhw.board.build import NAME, BuildError, BuildResult, main, program_board
+from convhw.board.top import BoardTop
+from convhw.spec import ConvSpec
 
 
 def report(build_dir):
@@ -59,3 +61,20 @@ def test_program_without_the_programmer_says_what_to_install(tmp_path, monkeypat
     with pytest.raises(BuildError, match=r"^no-such-iceprog not found: install it \(e\.g\. "
                                          r"apt-get install fpga-icestorm\) or set ICEPROG"):
         program_board(ICEBREAKER, result)
+
+
+def test_the_docs_example_of_another_board_gives_a_build_plan():
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "boards.md")) as f:
+        docs = f.read()
+    section = docs[docs.index("## Another amaranth-boards platform"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("\n```", start)]
+    namespace = {"__name__": "boards.hx8k"}
+    exec(code, namespace)
+    board = namespace["HX8K"]
+    spec = ConvSpec(width=64, height=48, kernel=[[1, 0, -1], [2, 0, -2], [1, 0, -1]],
+                    padding="same")
+    top = BoardTop(board, board.fit(spec), baud=board.baud, fifo_depth=board.fifo_for(spec))
+    plan = board.platform().build(top, name=NAME, do_build=False)
+    assert f"{NAME}.il" in plan.files and f"{NAME}.pcf" in plan.files
+    assert "set_io uart_0__rx__io B10" in plan.files[f"{NAME}.pcf"]

@@ -9,12 +9,14 @@ size from its image).
 
 from ..cli.options import add_spec_arguments, runtime_kernel, spec_from_args
 
-__all__ = ["DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE", "DEFAULT_RUNTIME_KERNEL",
+__all__ = ["BOARD_BAUDS", "DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE", "DEFAULT_RUNTIME_KERNEL",
            "add_board_spec_arguments", "board_spec_from_args", "board_kernel"]
 
 DEFAULT_FRAME = (128, 128)              # (width, height) of a build without --width/--height
 DEFAULT_KERNEL_SIZE = "3x3"
 DEFAULT_RUNTIME_KERNEL = "sobel-x"      # what the host loads into a runtime board by default
+#: Default line rate per board: what its USB-serial chip makes exactly, >= 4 clocks per bit.
+BOARD_BAUDS = {"icebreaker": 2_000_000, "ulx3s": 3_000_000}
 
 
 def add_board_spec_arguments(parser):

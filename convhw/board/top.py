@@ -29,8 +29,8 @@ class BoardInfo:
     baud : int
         Default line rate: a rate the board's USB-serial chip makes exactly, with at least 4
         clocks per bit.
-    reset : (str, int)
-        The button resource that resets the design while pressed.
+    reset : (str, int) or None
+        The button resource that resets the design while pressed (``None``: no button).
     leds : tuple of (str, int) or None
         LED resources for ``activity``, ``error`` and ``busy``; ``None`` leaves one out.
     fifo_depth : int
@@ -95,9 +95,10 @@ class BoardTop(Elaboratable):
         m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
         m.d.comb += [acc.rx.eq(rx.i), tx.o.eq(acc.tx)]
 
-        button = platform.request(*self._board.reset, dir="-")
-        m.submodules.reset_buffer = reset = io.Buffer("i", button)
-        m.d.comb += acc.reset.eq(reset.i)
+        if self._board.reset is not None:
+            button = platform.request(*self._board.reset, dir="-")
+            m.submodules.reset_buffer = reset = io.Buffer("i", button)
+            m.d.comb += acc.reset.eq(reset.i)
 
         for index, (resource, signal) in enumerate(zip(self._board.leds,
                                                        (acc.activity, acc.error, acc.busy))):

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..board import protocol
 from ..board.accelerator import DEFAULT_TIMEOUT, UARTAccelerator
-from ..board.defaults import add_board_spec_arguments, board_kernel, board_spec_from_args
+from ..board.defaults import (BOARD_BAUDS, add_board_spec_arguments, board_kernel,
+                              board_spec_from_args)
 from ..board.host import BoardClient, BoardError
 from ..board.transport import SimulatedSerial, open_serial
 from ..golden import run_spec
@@ -47,9 +48,12 @@ def add_parser(subparsers):
                                  "size gives --width/--height")
     run_parser.add_argument("--output", metavar="FILE",
                             help="write the board's result (.npy exact, .png a picture)")
+    run_parser.add_argument("--board", choices=sorted(BOARD_BAUDS), default="icebreaker",
+                            help="which board's default --baud to use (default icebreaker)")
     run_parser.add_argument("--baud", type=int, metavar="B",
-                            help="line rate; must be the build's (default 2000000, the "
-                                 "iCEBreaker's; the ULX3S default is 3000000)")
+                            help="line rate; must be the build's (default: the board's, "
+                                 + ", ".join(f"{name} {baud}" for name, baud in
+                                             sorted(BOARD_BAUDS.items())) + ")")
     run_parser.add_argument("--timeout", type=float, metavar="SECONDS",
                             help=f"the board's silence timeout, for resynchronizing (default "
                                  f"{DEFAULT_TIMEOUT}; simulated: {SIM_TIMEOUT})")
@@ -62,7 +66,7 @@ def _open(args, spec):
     if args.port == SIM_PORT:
         dut = UARTAccelerator(spec, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=args.timeout)
         return SimulatedSerial(dut, clk_freq=SIM_CLOCK, baud=SIM_BAUD, timeout=0.05)
-    baud = args.baud or 2_000_000
+    baud = args.baud or BOARD_BAUDS[args.board]
     # A read may wait for a whole frame's worth of results at the slowest.
     read_timeout = max(1.0, 4 * args.timeout)
     try:
