@@ -19,15 +19,20 @@ Board to host::
     trailer  status:u8  in_crc:u16  out_crc:u16
 
 The header states the frame size and the spec it was made for (:func:`spec_id`), so a board built
-for another spec rejects it instead of computing nonsense. After a reject, or a trailer whose
-status is not ``OK``, the board ignores its input until the line has been silent for its timeout,
-then waits for a new header: a host resynchronizes by waiting that long. A frame whose pixels stop
-arriving for the timeout is finished with zero pixels and answered with status ``TIMEOUT``.
+for another spec rejects it instead of computing nonsense. The board checks each header byte as it
+arrives and rejects at the first wrong one. After a reject, or a trailer whose status is not
+``OK``, the board ignores its input until the line has been silent for its timeout, then waits
+for a new header: a host resynchronizes by staying quiet that long. A frame whose input stops
+for the timeout (no byte in either direction) is finished with zero pixels, so the host still
+gets every result, and answered with status ``TIMEOUT``.
 
 Flow control: the UART has none, so the host paces the pixels. It may send pixel ``n`` only once
 it has received results showing that the board consumed pixel ``n - window``: result ``k`` proves
 that the first :func:`pixels_needed` ``[k]`` pixels have been consumed. The board's receive FIFO
-holds ``window`` pixels, so it never overflows.
+holds ``window`` pixels, so it never overflows; :func:`window_pixels` is the least window with
+which a frame can make progress.
+
+docs/boards.md describes the protocol for people.
 """
 
 import binascii
