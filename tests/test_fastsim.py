@@ -14,6 +14,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 
 from convhw import Conv1d, Conv1dSpec, Conv2d, ConvSpec, fastsim
+from convhw.fastsim import model as fastsim_model
 from convhw.fastsim.run import marker_errors as fast_marker_errors
 from convhw.gateware.core_io import core_signature
 from convhw.golden import run_spec
@@ -197,10 +198,16 @@ def test_cache_hit_and_concurrent_builds(tmp_path, monkeypatch):
     assert models[0].path == models[1].path
     assert models[0].built or models[1].built
     stamp = models[0].path.stat().st_mtime_ns
+    # A new core of the same spec finds the model through the spec index, without an export.
+    monkeypatch.setattr(fastsim_model, "_verilog", None)
     again = fastsim.build(Conv2d(ConvSpec(width=4, height=3, kernel=[[1, -1]])))
     assert (again.built, again.path) == (False, models[0].path)
     assert again.path.stat().st_mtime_ns == stamp
-    assert [p.name for p in (tmp_path / "fastsim").iterdir()] == [again.key]
+    names = [p.name for p in (tmp_path / "fastsim").iterdir()]
+    assert not [name for name in names if name.startswith(".")], "a temporary build was left"
+    assert [name for name in names if name != "index" and not name.startswith("runtime-")] \
+        == [again.key]
+    assert len(list((tmp_path / "fastsim" / "index").iterdir())) == 1
     result = fastsim.simulate(dut, [np.arange(12).reshape(3, 4)])
     np.testing.assert_array_equal(result.frames[0], [[-1] * 3] * 3)
 

@@ -7,7 +7,7 @@ patterns and coefficient-write timing cycle for cycle. Models are compiled once 
 (:func:`cache_dir`). ``vcd=path`` writes a waveform from a separately built traced model.
 """
 
-from .build import EngineMissing, Model, available, build, cache_dir, verilator_version
+from .model import EngineMissing, Model, available, build, cache_dir, verilator_version
 from .run import simulate
 
 __all__ = ["simulate", "available", "EngineMissing", "build", "Model", "cache_dir",

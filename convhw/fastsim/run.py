@@ -12,7 +12,7 @@ import numpy as np
 
 from ..harness import SimResult, _check_probability, budget, stimulus
 from ..stalls import INPUT, OUTPUT, StallPattern
-from .build import build
+from .model import build
 
 __all__ = ["simulate", "marker_errors"]
 
