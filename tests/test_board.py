@@ -192,6 +192,39 @@ def test_host_baud_two_percent_off_still_works():
         check_frame(client, spec, image(spec, 13))
 
 
+def test_fractional_clocks_per_bit_as_on_the_ulx3s():
+    spec = SOBEL_SPEC.replace(height=3)
+    clk, baud = 2.5e6, 300_000                          # 25 MHz / 3 Mbaud, scaled: 8 1/3
+    dut = UARTAccelerator(spec, clk_freq=clk, baud=baud, timeout=TIMEOUT)
+    with SimulatedSerial(dut, clk_freq=clk, baud=baud, timeout=0.05) as port:
+        check_frame(BoardClient(port, spec, timeout=TIMEOUT), spec, image(spec, 14))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_garbage_never_hangs_the_board(seed):
+    # Noise, headers cut anywhere, frames cut anywhere, pauses: afterwards a resync always
+    # brings the board back.
+    spec = SOBEL_SPEC.replace(height=4)
+    rng = np.random.default_rng(seed)
+    good = protocol.encode_header(spec) + protocol.encode_pixels(spec, image(spec, seed))
+    dut, port, client = board(spec)
+    with port:
+        for _ in range(4):
+            kind = rng.integers(3)
+            if kind == 0:
+                chunk = rng.integers(0, 256, size=rng.integers(1, 24)).astype(np.uint8).tobytes()
+            else:
+                chunk = good[:rng.integers(1, len(good))]
+                if kind == 2:
+                    chunk = bytes(b ^ (1 << rng.integers(8)) if rng.random() < 0.05 else b
+                                  for b in chunk)
+            port.write(chunk)
+            port.flush()
+            port.sleep(rng.integers(0, 2) * 2 * TIMEOUT)
+        client.resync()
+        check_frame(client, spec, image(spec, 100 + seed))
+
+
 def test_activity_led_lights_on_traffic():
     dut, port, client = board(SOBEL_SPEC)
     with port:

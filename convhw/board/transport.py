@@ -43,11 +43,11 @@ async def uart_monitor(ctx, pin, clocks_per_bit, on_byte, on_error=None, running
     ``on_byte(value)`` gets every good byte; ``on_error(message)`` every bad one.
     """
     middles = [round(Fraction(clocks_per_bit) * (k + Fraction(1, 2))) for k in range(10)]
-    idle_wait = _PERIOD * max(middles[-1], 16)
     running = running or (lambda: True)
     while running():
         if ctx.get(pin):
-            await ctx.changed(pin).delay(idle_wait)     # wake up now and then to see `running`
+            # A plain wait: combined with a delay, pysim breaks the trigger when both fire at once.
+            await ctx.changed(pin)
             continue
         levels, waited = [], 0
         for middle in middles:
