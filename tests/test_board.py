@@ -67,13 +67,13 @@ def test_round_trip_two_frames_bit_exact():
 
 
 def test_runtime_coefficients_two_kernels_and_wide_pixels():
-    # 10-bit pixels (2 bytes each), 8-bit coefficients, 3-byte results; stride 2 and padding 1,
-    # so results come at irregular pixel counts and the host's pacing follows them.
+    # Signed 10-bit pixels and coefficients (2 bytes each), 3-byte results; stride 2 and
+    # padding 1, so results come at irregular pixel counts and the host's pacing follows them.
     spec = ConvSpec(width=9, height=7, kernel_shape=(3, 3), stride=2, padding=1, in_bits=10,
-                    in_signed=True)
+                    in_signed=True, coeff_bits=10)
     dut, port, client = board(spec, fifo_depth="min")
     with port:
-        for seed, kernel in ((3, [[-128, 127, 0], [1, -1, 5], [7, 0, -9]]),
+        for seed, kernel in ((3, [[-512, 511, 0], [1, -1, 300], [7, 0, -9]]),
                              (4, [[0, 0, 0], [0, 1, 0], [0, 0, 0]])):
             check_frame(client, spec, image(spec, seed), np.array(kernel))
 

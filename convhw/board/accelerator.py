@@ -170,7 +170,7 @@ class _Engine(wiring.Component):
         fill = Signal()
         feeding = pixel_count != n_pixels
 
-        def frame_error(m, reason):
+        def frame_error(reason):
             with m.If(code == Status.OK):
                 m.d.sync += code.eq(reason)
 
@@ -243,13 +243,13 @@ class _Engine(wiring.Component):
                                      byte_in_pixel.eq(Mux(last_byte, 0, byte_in_pixel + 1))]
                     with m.If(feeding & silent & ~rx_fifo.r_rdy):
                         m.d.sync += fill.eq(1)
-                        frame_error(m, Status.TIMEOUT)
+                        frame_error(Status.TIMEOUT)
                 with m.If(core.i.valid & core.i.ready):
                     m.d.sync += pixel_count.eq(pixel_count + 1)
                 with m.If(overflow):
-                    frame_error(m, Status.OVERFLOW)
+                    frame_error(Status.OVERFLOW)
                 with m.If(urx.error):
-                    frame_error(m, Status.FRAMING)
+                    frame_error(Status.FRAMING)
 
                 # Results out, then the trailer once every pixel is in and every result out.
                 m.d.comb += out_crc.valid.eq(sender.sent)
