@@ -23,6 +23,9 @@ def add_board_spec_arguments(parser):
     """The spec options, with ``--padding`` defaulting to ``same``."""
     group = add_spec_arguments(parser)
     parser.set_defaults(padding="same")
+    for action in group._group_actions:
+        if action.dest == "padding":
+            action.help = "zero padding: P, PY,PX or same (default for boards: same)"
     return group
 
 
