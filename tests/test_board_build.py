@@ -78,3 +78,25 @@ def test_the_docs_example_of_another_board_gives_a_build_plan():
     plan = board.platform().build(top, name=NAME, do_build=False)
     assert f"{NAME}.il" in plan.files and f"{NAME}.pcf" in plan.files
     assert "set_io uart_0__rx__io B10" in plan.files[f"{NAME}.pcf"]
+
+
+def test_missing_tool_is_named_with_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEXTPNR_ICE40", "no-such-nextpnr")
+    assert main(ICEBREAKER, ["build", "--build-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "NEXTPNR_ICE40='no-such-nextpnr' is not an executable" in error
+
+
+def test_timing_not_met_fails_clearly(monkeypatch, tmp_path, capsys):
+    import convhw.board.build as build
+
+    def slow_build(board, spec, **options):
+        return BuildResult(board=board.name, bitstream=str(tmp_path / f"{NAME}.bin"),
+                           clock_mhz=12.0, fmax_mhz=9.5, utilization={"ICESTORM_LC": (10, 20)},
+                           build_dir=str(tmp_path))
+
+    monkeypatch.setattr(build, "build_board", slow_build)
+    assert main(ICEBREAKER, ["build", "--build-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "Fmax 9.5 MHz at a 12 MHz board clock: NOT MET" in captured.out
+    assert "error: timing NOT met: Fmax 9.5 MHz is below the 12 MHz board clock" in captured.err

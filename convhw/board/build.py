@@ -58,9 +58,15 @@ class BuildResult:
         return "\n".join(lines)
 
 
-def _tool_environment():
-    from ..toolchain import tool_environment
-    return tool_environment()
+def _tool_environment(platform):
+    """The build environment; raises ``ToolchainMissing`` naming the extra to install."""
+    from ..toolchain import find_tool, tool_environment
+    from ..toolchain.tools import TOOLS
+    env = tool_environment()
+    for tool in platform.required_tools:
+        if tool in TOOLS:
+            find_tool(tool, env)
+    return env
 
 
 def _log_tail(path, lines=25):
@@ -85,11 +91,15 @@ def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=N
                 build_dir="build", seed=1):
     """Build the bitstream for ``spec`` on ``board``; return a :class:`BuildResult`.
 
+    Timing is not checked here: see :attr:`BuildResult.timing_met`.
+
     Raises
     ------
+    ToolchainMissing
+        A tool is not installed (the message names the extra to install).
     BuildError
-        A tool failed (with the end of its log), the bitstream is missing, or the design does
-        not meet timing at the board clock.
+        A tool failed (with the end of its log; a design that does not fit fails in nextpnr), or
+        the bitstream is missing.
     """
     if not isinstance(board, BoardInfo):
         raise TypeError(f"'board' must be a BoardInfo, not {board!r}")
@@ -100,8 +110,8 @@ def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=N
     fifo_depth = board.fifo_for(spec) if fifo_depth is None else fifo_depth
     check_parameters(spec, clk_freq=platform.default_clk_frequency, baud=baud, timeout=timeout,
                      fifo_depth=fifo_depth)
+    env = _tool_environment(platform)
     top = BoardTop(board, spec, baud=baud, timeout=timeout, fifo_depth=fifo_depth)
-    env = _tool_environment()
     started = time.monotonic()
     options = dict(board.build_options)
     options["nextpnr_opts"] = (f"{options.get('nextpnr_opts', '')} --report {NAME}.report.json "
