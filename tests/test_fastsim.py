@@ -212,6 +212,16 @@ def test_cache_hit_and_concurrent_builds(tmp_path, monkeypatch):
     np.testing.assert_array_equal(result.frames[0], [[-1] * 3] * 3)
 
 
+def test_spec_index_tells_specs_apart(unelaborated_ok):
+    one_d = Conv1dSpec(length=10, kernel=[1, 2, 3], shift=1)
+    two_d = ConvSpec(width=5, height=4, kernel_shape=(2, 2), max_dsps=4)
+    ids = {fastsim_model._design_id(core(spec)) for spec in
+           (one_d, one_d.replace(shift=2), two_d, two_d.replace(max_dsps=3))}
+    assert len(ids) == 4
+    assert fastsim_model._design_id(core(one_d)) in ids
+    assert fastsim_model._design_id(Unruly(two_d)) is None
+
+
 def test_engine_missing(monkeypatch, unelaborated_ok):
     monkeypatch.setenv("VERILATOR", "no-such-verilator")
     assert not fastsim.available()
@@ -229,6 +239,8 @@ def test_bad_arguments(unelaborated_ok):
         fastsim.simulate(dut, [np.zeros((3, 4), dtype=int)], out_stall=1.0)
     with pytest.raises(ValueError, match=r"^frame shape \(4, 3\) does not match"):
         fastsim.simulate(dut, [np.zeros((4, 3), dtype=int)])
+    with pytest.raises(TypeError, match=r"^'vcd' must be a file path for the fast backend"):
+        fastsim.simulate(dut, [np.zeros((3, 4), dtype=int)], vcd=object())
 
 
 FULL_SIZE = {

@@ -170,9 +170,16 @@ def _design_id(dut):
     from ..gateware import Conv1d, Conv2d
     if type(dut) not in (Conv2d, Conv1d):
         return None
-    spec = dut.spec
-    return (f"{type(dut).__qualname__} {type(spec).__qualname__} {spec._key()!r} "
-            f"{_sources_digest()}")
+    return f"{type(dut).__qualname__} {_identity(dut.spec)!r} {_sources_digest()}"
+
+
+def _identity(value):
+    """Plain nested tuples for a spec (its ``_key()``, which may hold another spec)."""
+    if hasattr(value, "_key"):
+        return (type(value).__qualname__, _identity(value._key()))
+    if isinstance(value, (tuple, list)):
+        return tuple(_identity(v) for v in value)
+    return value
 
 
 def _cxx():
@@ -239,6 +246,9 @@ def _build(verilog, flags):
         return Model(binary, key, False, 0.0)
 
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(".*"):  # left by builds that were killed
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > 86400:
+            shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
     try:
         start = time.perf_counter()

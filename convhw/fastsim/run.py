@@ -4,6 +4,7 @@ The stimulus goes to the model as one binary file and the outputs come back as a
 in ``driver.cpp``), so no Python code runs per pixel.
 """
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -79,6 +80,8 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
     Raises :class:`~convhw.fastsim.EngineMissing` when Verilator or a C++ compiler is missing.
     """
     spec = dut.spec
+    if vcd is not None and not isinstance(vcd, (str, os.PathLike)):
+        raise TypeError(f"'vcd' must be a file path for the fast backend, not {vcd!r}")
     _check_probability("in_stall", in_stall)
     _check_probability("out_stall", out_stall)
     frames, kernels = stimulus(spec, frames, coefficients)
