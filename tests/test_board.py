@@ -256,3 +256,30 @@ def test_frame_too_wide_for_the_protocol():
     with pytest.raises(ValueError, match=r"frame sizes up to 65535, not width 70000"):
         UARTAccelerator(ConvSpec(width=70000, height=2, kernel=[[1]]), clk_freq=CLK, baud=BAUD,
                         timeout=TIMEOUT)
+
+
+class _SilentPort:
+    """A serial port with nothing on the other end."""
+    timeout = 0.01
+
+    def write(self, data):
+        return len(data)
+
+    def read(self, size):
+        return b""
+
+
+def test_client_says_when_no_board_answers():
+    client = BoardClient(_SilentPort(), SOBEL_SPEC)
+    with pytest.raises(BoardError, match=r"^timed out waiting for the board's answer to the "
+                                         r"header: got 0 of 1 bytes\. Is the bitstream loaded"):
+        client.run_frame(image(SOBEL_SPEC, 0))
+
+
+@pytest.mark.parametrize("spec, timeout, error, message", [
+    ("sobel", 0.1, TypeError, r"^'spec' must be a ConvSpec, not 'sobel'$"),
+    (SOBEL_SPEC, 0, ValueError, r"^'timeout' must be a positive number of seconds, not 0$"),
+])
+def test_client_rejects_bad_parameters(spec, timeout, error, message):
+    with pytest.raises(error, match=message):
+        BoardClient(_SilentPort(), spec, timeout=timeout)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import protocol
+from ..spec import ConvSpec
 from .accelerator import DEFAULT_TIMEOUT
 from .protocol import Status
 
@@ -62,6 +63,8 @@ class BoardClient:
     """
 
     def __init__(self, transport, spec, *, timeout=DEFAULT_TIMEOUT):
+        if not isinstance(spec, ConvSpec):
+            raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"'timeout' must be a positive number of seconds, not {timeout!r}")
         self._port = transport

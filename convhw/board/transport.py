@@ -1,14 +1,16 @@
 """Transports for the host client: a serial port, or the UART pins of a simulated board.
 
-The host client needs only ``write(data)`` and ``read(size)`` (which returns fewer bytes when its
-timeout passes), like :class:`serial.Serial`. It also uses ``sleep(seconds)``, ``now()`` and
-``reset_input_buffer()`` when a transport has them, so that a simulated board runs on simulated
-time.
+The host client needs only ``write(data)``, ``read(size)`` (which returns fewer bytes when its
+``timeout`` passes) and ``flush()``, like :class:`serial.Serial`. It also uses ``sleep(seconds)``,
+``now()`` and ``reset_input_buffer()`` when a transport has them, so that a simulated board runs
+on simulated time.
 
 :class:`SimulatedSerial` drives the ``rx`` pin and decodes the ``tx`` pin of a simulated
 design with a bit-level UART model written independently of the gateware (so a mistake in one
 does not hide a mistake in the other), at any clocks-per-bit ratio, including one deliberately
-off the board's.
+off the board's. The simulation advances only inside the port's calls (``read``, ``flush``,
+``sleep``, ...), by as many clock cycles as they take in simulated time. ``drive`` and ``peek``
+reach the design's other pins (a reset button, the LEDs).
 """
 
 import contextlib
@@ -205,6 +207,12 @@ def open_serial(port, baud, *, timeout=1.0):
         raise RuntimeError("pyserial is not installed: pip install 'convhw[board]' "
                            "(or pip install pyserial)") from None
     try:
-        return serial.Serial(port, baud, timeout=timeout)
+        connection = serial.Serial(port, baud, timeout=timeout)
     except (serial.SerialException, OSError) as error:
         raise RuntimeError(f"cannot open serial port {port!r}: {error}") from None
+    try:
+        # Linux: have the FTDI driver hand over bytes at once rather than every 16 ms.
+        connection.set_low_latency_mode(True)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return connection
