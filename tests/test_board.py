@@ -6,6 +6,7 @@ through :class:`~convhw.board.transport.SimulatedSerial`, whose bit-level UART m
 from the gateware's. The line runs at 4 clocks per bit so that pysim stays quick.
 """
 
+import os
 import re
 
 import numpy as np
@@ -283,3 +284,12 @@ def test_client_says_when_no_board_answers():
 def test_client_rejects_bad_parameters(spec, timeout, error, message):
     with pytest.raises(error, match=message):
         BoardClient(_SilentPort(), spec, timeout=timeout)
+
+
+def test_the_docs_python_example_runs(capsys):
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "boards.md")) as f:
+        docs = f.read()
+    section = docs[docs.index("From Python, with pyserial"):]
+    start = section.index("```python\n") + len("```python\n")
+    exec(section[start:section.index("\n```", start)], {"__name__": "docs_example"})
+    assert capsys.readouterr().out.startswith("True [[")
