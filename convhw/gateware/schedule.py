@@ -104,14 +104,16 @@ class Scheduler(wiring.Component):
         """The state of the position after ``s`` (the next frame's first after the last)."""
         (sy, sx) = self._spec.stride
         row_done, out_row_done = wraps["row_done"], wraps["out_row_done"]
+        # Counters that step only sometimes add their condition rather than hold: a hold would
+        # become a register enable that merges the condition with ``advance``, one LUT deeper.
         stepped = dict(
             vx=_mux(row_done, 0, s["vx"] + 1),
-            vy=_mux(row_done, s["vy"] + 1, s["vy"]),
+            vy=s["vy"] + row_done,
             ex=_mux(out_row_done, 0, s["ex"] + 1),
-            ey=_mux(out_row_done, s["ey"] + 1, s["ey"]),
+            ey=s["ey"] + out_row_done,
             ex_phase=_mux(out_row_done | (s["ex_phase"] == sx - 1), 0, s["ex_phase"] + 1),
-            ey_phase=_mux(out_row_done, _mux(s["ey_phase"] == sy - 1, 0, s["ey_phase"] + 1),
-                          s["ey_phase"]),
+            ey_phase=_mux(out_row_done & (s["ey_phase"] == sy - 1), 0,
+                          s["ey_phase"] + out_row_done),
             truncating=s["truncating"],
         )
         initial = self._initial_state()
@@ -170,6 +172,8 @@ class Scheduler(wiring.Component):
 
         wraps = {key: Signal(init=int(value), name=f"next_{key}")
                  for key, value in self._wraps(second).items()}
+        # Whether the look-ahead position starts a frame (the current one ends it).
+        ahead_starts_frame = Signal(init=int(spec.positions_per_frame == 1))
 
         ahead_info = self._describe(ahead)
         following = self._next_state(ahead, wraps)
@@ -180,10 +184,11 @@ class Scheduler(wiring.Component):
                 m.d.sync += registers[key].eq(value)
             m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
             m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
+            m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
         with m.Elif(self.truncate):
             m.d.sync += registers["needs_input"].eq(0)
             # Unless the current position ends the frame, its following ones lose their input.
-            with m.If(~ahead_info["at_start"]):
+            with m.If(~ahead_starts_frame):
                 m.d.sync += ahead["truncating"].eq(1)
 
         m.d.comb += [
