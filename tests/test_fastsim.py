@@ -21,6 +21,10 @@ from convhw.golden import run_spec
 from convhw.harness import marker_errors, pysim, simulate
 
 
+needs_engine = pytest.mark.skipif(not fastsim.available(),
+                                  reason=str(fastsim_model._missing()))
+
+
 def core(spec):
     return Conv1d(spec) if isinstance(spec, Conv1dSpec) else Conv2d(spec)
 
@@ -63,6 +67,7 @@ SPECS = {
 STALLS = [(0.0, 0.0, 0), (0.3, 0.5, 1), (0.6, 0.2, 2)]
 
 
+@needs_engine
 @pytest.mark.parametrize("name", SPECS)
 def test_same_as_pysim(name):
     spec, count, runtime = SPECS[name]
@@ -105,6 +110,7 @@ class Unruly(wiring.Component):
         return m
 
 
+@needs_engine
 def test_same_protocol_errors_and_timeouts_as_pysim():
     dut = Unruly(ConvSpec(width=4, height=3, kernel=[[1, 2]]))
     frames = [np.arange(12).reshape(3, 4)] * 2
@@ -161,6 +167,7 @@ def _vcd_samples(path, names):
     return times, samples
 
 
+@needs_engine
 def test_vcd(tmp_path):
     spec, count, _ = SPECS["3x3 same"]
     dut = core(spec)
@@ -182,6 +189,7 @@ def test_vcd(tmp_path):
                                         plain.total_cycles - 1)
 
 
+@needs_engine
 def test_cache_hit_and_concurrent_builds(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVHW_CACHE", str(tmp_path))
     dut = Conv2d(ConvSpec(width=4, height=3, kernel=[[1, -1]]))
@@ -250,6 +258,7 @@ FULL_SIZE = {
 }
 
 
+@needs_engine
 @pytest.mark.parametrize("size", sorted(FULL_SIZE))
 def test_full_size_frame_bit_exact(size):
     spec = ConvSpec(width=640, height=480, **FULL_SIZE[size])
