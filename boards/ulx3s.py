@@ -15,7 +15,8 @@ from convhw.board.top import BoardInfo
 ULX3S = BoardInfo(
     name="ulx3s", platform=ULX3S_85F_Platform, baud=BOARD_BAUDS["ulx3s"],
     reset=("button_fire", 0), leds=(("led", 0), ("led", 1), ("led", 2)),
-    fifo_depth=8192, programmer=("OPENFPGALOADER", "openFPGALoader"), dsps=156)
+    fifo_depth=8192, programmer=("OPENFPGALOADER", "openFPGALoader"), dsps=156,
+    tie_high=(("esp32", 0, "gpio0"),))      # keeps the ESP32 from rebooting the board
 
 if __name__ == "__main__":
     sys.exit(main(ULX3S))

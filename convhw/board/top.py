@@ -42,6 +42,9 @@ class BoardInfo:
         (unless the spec sets ``max_dsps``). This changes no bytes on the line.
     build_options : tuple of (str, str)
         Extra toolchain options for ``platform.build``, e.g. ``(("synth_opts", "-dsp"),)``.
+    tie_high : tuple of (str, int, str)
+        ``(resource, number, subsignal)`` pins driven high, for boards that need it (the
+        ULX3S's ESP32 ``gpio0``, which keeps the ESP32 from rebooting the board).
     """
     name: str
     platform: type
@@ -52,6 +55,7 @@ class BoardInfo:
     programmer: tuple = ("", "")
     dsps: int = None
     build_options: tuple = ()
+    tie_high: tuple = ()
 
     def fifo_for(self, spec):
         """The board's receive FIFO bytes, or the spec's window when that is larger."""
@@ -99,6 +103,12 @@ class BoardTop(Elaboratable):
             button = platform.request(*self._board.reset, dir="-")
             m.submodules.reset_buffer = reset = io.Buffer("i", button)
             m.d.comb += acc.reset.eq(reset.i)
+
+        for index, (resource, number, subsignal) in enumerate(self._board.tie_high):
+            lines = [sub.name for sub in platform.lookup(resource, number).ios]
+            pins = platform.request(resource, number, dir={name: "-" for name in lines})
+            m.submodules[f"tie_high_{index}"] = tie = io.Buffer("o", getattr(pins, subsignal))
+            m.d.comb += tie.o.eq(1)
 
         for index, (resource, signal) in enumerate(zip(self._board.leds,
                                                        (acc.activity, acc.error, acc.busy))):
