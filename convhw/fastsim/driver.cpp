@@ -3,7 +3,7 @@
 // It mirrors convhw.harness.pysim cycle for cycle: the same producer (coefficient writes, then
 // pixels, stalls drawn only while no pixel is offered), the same consumer (a stall drawn every
 // cycle), the same SplitMix64 stall patterns as convhw.stalls, the same cycle counting and the
-// same payload-stability check. In cycle c the inputs are set and the design settles with the
+// same protocol checks (valid following ready, payload changing before its transfer). In cycle c the inputs are set and the design settles with the
 // clock low (that is what pysim samples at the edge), then the clock rises.
 //
 //   usage: Vdut JOB OUT [VCD]
@@ -11,8 +11,9 @@
 // JOB (little-endian): 16 uint64 header words (see kHeader), then n_frames * pixels uint32
 // pixels (row-major, already masked to in_bits), then n_frames * taps uint32 coefficients.
 // OUT: 8 int64 header words (status, outputs, first_in, last_out, cycles, n_errors, words, 0),
-// then n_errors int64 errors (2 * cycle + ErrorKind, in pysim's order), outputs * words uint32 data words (least significant first),
-// outputs uint8 markers (bit 0 first, bit 1 last). Status 0: done; 1: cycle limit passed.
+// then n_errors int64 errors (2 * cycle + ErrorKind, in pysim's order), outputs * words uint32
+// data words (least significant first), outputs uint8 markers (bit 0 first, bit 1 last).
+// Status 0: done; 1: the cycle limit passed.
 
 #include <cstdint>
 #include <cstdio>
