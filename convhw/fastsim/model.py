@@ -6,9 +6,9 @@ lives in ``$CONVHW_CACHE/fastsim/<key>/`` (default: the user cache dir, ``~/.cac
 Linux), so a second run, in any process, does not build again. For the stock cores (Conv2d,
 Conv1d), whose Verilog follows from the spec and the convhw sources, an index keyed by the spec
 and a hash of those sources finds the model without exporting the Verilog again (an export of a
-640x480 core takes longer than simulating a frame). A build happens in a private
-temporary directory that is renamed into place when it is complete, so processes building the same
-model at once (``pytest -n 2``) never see half a model: the first rename wins, the others discard
+640x480 core takes longer than simulating a frame). A build happens in a private temporary
+directory that is renamed into place when it is complete, so processes building the same model
+at once (``pytest -n 2``) never see half a model: the first rename wins, the others discard
 their copy.
 """
 
