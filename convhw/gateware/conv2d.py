@@ -106,9 +106,11 @@ class Conv2d(wiring.Component):
         column = [s1_pixel] * kh
         if span_h > 1:
             m.submodules.line_buffer = lb = LineBuffer(
-                shape=pixel_shape, rows=span_h - 1, width=spec.width)
+                shape=pixel_shape, rows=span_h - 1, width=spec.width,
+                stream_width=spec.stream_width)
             m.d.comb += [
-                lb.read.eq(issue & sched.in_columns), lb.column.eq(sched.column),
+                lb.advance.eq(issue), lb.column.eq(sched.column),
+                lb.next_column.eq(sched.next_column),
                 lb.write.eq(s1_valid & s1_in_columns), lb.write_column.eq(s1_column),
                 lb.pixel.eq(s1_pixel),
             ]

@@ -3,10 +3,19 @@
 One word per column holds all rows (oldest in the low bits), so a W-wide buffer of R rows of
 B bits is a single ``W x R*B`` memory that Yosys maps to block RAM (``SB_RAM40_4K``, ``DP16KD``).
 
-Contract: assert ``read`` with ``column`` to fetch a column; one cycle later ``rows_out`` holds
-its ``rows`` stored pixels, and the caller writes back the word shifted by one row with the new
-pixel on top, by asserting ``write`` with ``column`` and ``pixel`` in that cycle. The read port
-is transparent, so a column written and read in the same cycle (a 1-pixel-wide frame) is right.
+Contract: ``advance`` issues the current position, whose column is ``column`` (the following
+position's is ``next_column``). One cycle later ``rows_out`` holds the current column's
+``rows`` stored pixels, and the caller writes back the word shifted by one row with the new
+pixel on top, by asserting ``write`` with ``write_column`` and ``pixel`` in that cycle.
+
+Timing: when stream rows are at least 3 positions long, a column is read one position ahead
+(the block RAM is addressed with ``next_column`` and enabled when the position before it is
+issued, so its output holds the current column) and its word waits in a register until its own
+position is issued. So the block RAM output only drives
+that register, which synthesis can place in the RAM's output register (``DP16KD`` OUTREG), and
+the clock-to-output time of the RAM is off every logic path. A column is rewritten at least two
+issues before it is read again, so read and write never collide. Shorter rows (1 or 2 positions, where that would not hold) read
+in the position's own cycle through a port transparent to the write-back.
 """
 
 from amaranth import *
@@ -17,40 +26,58 @@ __all__ = ["LineBuffer"]
 
 
 class LineBuffer(wiring.Component):
-    """``rows`` rows of ``width`` pixels of shape ``shape``.
+    """``rows`` rows of ``width`` pixels of shape ``shape``, in stream rows of ``stream_width``.
 
     Members
     -------
-    read, column : In
-        Read request, presented one cycle before ``rows_out``.
+    advance, column, next_column : In
+        The current position is issued; its column; the following position's column.
     rows_out : Out(ArrayLayout(shape, rows))
-        Stored pixels of the column requested last cycle, ``rows_out[0]`` the oldest row.
+        Stored pixels of the column issued last cycle, ``rows_out[0]`` the oldest row.
     write, write_column, pixel : In
         Write back ``rows_out[1:]`` plus ``pixel`` as the newest row.
     """
 
-    def __init__(self, *, shape, rows, width):
+    def __init__(self, *, shape, rows, width, stream_width=None):
         self._shape, self._rows, self._width = shape, rows, width
+        self._stream_width = width if stream_width is None else stream_width
         super().__init__({
-            "read": In(1), "column": In(range(width)),
+            "advance": In(1),
+            "column": In(range(self._stream_width)),
+            "next_column": In(range(self._stream_width)),
             "rows_out": Out(data.ArrayLayout(shape, rows)),
             "write": In(1), "write_column": In(range(width)), "pixel": In(shape),
         })
 
+    @property
+    def reads_ahead(self):
+        return self._stream_width >= 3
+
     def elaborate(self, platform):
         m = Module()
         word = data.ArrayLayout(self._shape, self._rows)
-        m.submodules.storage = storage = memory.Memory(shape=word, depth=self._width, init=[])
+        # Reading ahead, a column is never read in the cycle it is written, so Yosys need not
+        # build collision logic around the block RAM (``no_rw_check``).
+        attrs = {"no_rw_check": 1} if self.reads_ahead else {}
+        m.submodules.storage = storage = memory.Memory(shape=word, depth=self._width, init=[],
+                                                       attrs=attrs)
         wr = storage.write_port()
-        rd = storage.read_port(transparent_for=(wr,))
+        if self.reads_ahead:
+            rd = storage.read_port()
+            held = Signal(word, name="held")
+            with m.If(self.advance):
+                m.d.sync += held.eq(rd.data)
+            m.d.comb += rd.addr.eq(self.next_column)
+        else:
+            rd = storage.read_port(transparent_for=(wr,))
+            held = rd.data
+            m.d.comb += rd.addr.eq(self.column)
         pixel_bits = Shape.cast(self._shape).width
+        m.d.comb += rd.en.eq(self.advance)
         m.d.comb += [
-            rd.en.eq(self.read),
-            rd.addr.eq(self.column),
-            self.rows_out.eq(rd.data),
+            self.rows_out.eq(held),
             wr.en.eq(self.write),
             wr.addr.eq(self.write_column),
-            wr.data.eq(Cat(rd.data.as_value()[pixel_bits:], self.pixel)),
+            wr.data.eq(Cat(held.as_value()[pixel_bits:], self.pixel)),
         ]
         return m
-

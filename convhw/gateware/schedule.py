@@ -14,8 +14,7 @@ Timing: the counters run one position ahead, and the description of the current 
 registered (computed from the look-ahead counters while the previous position is issued). So
 every output is a flip-flop, and ``advance`` only steers register enables: the issue logic of a
 core, which depends on ``needs_input`` and ``at_start``, stays a couple of LUTs deep.
-``next_column`` and ``next_in_columns`` describe the following position, for reading a
-pipelined line buffer ahead.
+``next_column`` is the following position's column, for reading a line buffer ahead.
 """
 
 from amaranth import *
@@ -47,8 +46,8 @@ class Scheduler(wiring.Component):
         The position completes an output; that output starts the frame; it ends its row.
     row_mask, col_mask : Out(KH), Out(KW)
         Kernel rows and columns inside the frame for that output.
-    next_in_columns, next_column : Out
-        ``in_columns`` and ``column`` of the next position.
+    next_column : Out
+        ``column`` of the following position.
     """
 
     def __init__(self, spec):
@@ -60,7 +59,7 @@ class Scheduler(wiring.Component):
             "column": Out(range(spec.stream_width)),
             "emit": Out(1), "first": Out(1), "last": Out(1),
             "row_mask": Out(kh), "col_mask": Out(kw),
-            "next_in_columns": Out(1), "next_column": Out(range(spec.stream_width)),
+            "next_column": Out(range(spec.stream_width)),
         })
 
     # The state of a position: counters in stream space (vx, vy) and in padded output space
@@ -119,27 +118,68 @@ class Scheduler(wiring.Component):
         initial = self._initial_state()
         return {key: _mux(wraps["at_end"], initial[key], stepped[key]) for key in initial}
 
-    def _describe(self, s):
-        """What the position in state ``s`` does (the members ``needs_input`` ... ``col_mask``)."""
+    def _intervals(self):
+        """``{key: (counter, lo, hi)}``: the range tests ``lo <= counter < hi`` that describe a
+        position. The hardware keeps them as flags stepped along with the counters."""
         spec = self._spec
         (kh, kw), (sy, sx), (dy, dx) = spec.kernel_shape, spec.stride, spec.dilation
         (pad_top, _), (pad_left, _) = spec.padding
         out_h, out_w = spec.out_shape
-        in_columns = (s["vx"] < spec.width) if spec.stream_width > spec.width else 1
+        wv = spec.stream_width
+        intervals = {
+            "rows_in": ("vy", 0, spec.height),
+            "columns_in": ("vx", 0, spec.width if wv > spec.width else wv),
+            "emit_y": ("ey", 0, (out_h - 1) * sy + 1),
+            "emit_x": ("ex", 0, (out_w - 1) * sx + 1),
+        }
+        for i in range(kh):
+            lo = pad_top - i * dy
+            intervals[f"row_{i}"] = ("ey", lo, spec.height + lo)
+        for j in range(kw):
+            lo = pad_left - j * dx
+            intervals[f"col_{j}"] = ("ex", lo, spec.width + lo)
+        return intervals
+
+    def _interval_values(self, s):
+        """The range tests of :meth:`_intervals` evaluated on ``s`` (Python values only)."""
+        return {key: int(lo <= s[counter] < hi)
+                for key, (counter, lo, hi) in self._intervals().items()}
+
+    def _next_intervals(self, s, flags, wraps):
+        """The range tests of the position after ``s``, from those of ``s``: a counter that
+        steps by one enters a range at ``lo - 1`` and leaves it at ``hi - 1`` (equality tests
+        only), one that wraps or starts a frame takes a constant."""
+        initial = self._initial_state()
+        steps = {  # counter: (wraps to 0 when, increments when)
+            "vx": (wraps["row_done"], 1), "vy": (0, wraps["row_done"]),
+            "ex": (wraps["out_row_done"], 1), "ey": (0, wraps["out_row_done"]),
+        }
+        result = {}
+        for key, (counter, lo, hi) in self._intervals().items():
+            value, flag = s[counter], flags[key]
+            wrap, increment = steps[counter]
+            stepped = (flag & (value != hi - 1)) | ((value == lo - 1) & int(lo < hi))
+            result[key] = _mux(wraps["at_end"], int(lo <= initial[counter] < hi),
+                               _mux(wrap, int(lo <= 0 < hi), _mux(increment, stepped, flag)))
+        return result
+
+    def _describe(self, s, flags, starts_frame):
+        """What the position in state ``s`` does (the members ``needs_input`` ... ``col_mask``),
+        given its range tests ``flags`` and whether it ``starts_frame``."""
+        (kh, kw), (sy, sx) = self._spec.kernel_shape, self._spec.stride
+        out_w = self._spec.out_shape[1]
         ey, ex = s["ey"], s["ex"]
         return dict(
-            needs_input=(s["vy"] < spec.height) & in_columns & (s["truncating"] == 0),
-            at_start=(s["vx"] == 0) & (s["vy"] == 0),
-            in_columns=in_columns,
+            needs_input=flags["rows_in"] & flags["columns_in"] & (s["truncating"] == 0),
+            at_start=starts_frame,
+            in_columns=flags["columns_in"],
             column=s["vx"],
-            emit=((ey >= 0) & (ey <= (out_h - 1) * sy) & (s["ey_phase"] == 0)
-                  & (ex <= (out_w - 1) * sx) & (s["ex_phase"] == 0)),
+            emit=(flags["emit_y"] & (s["ey_phase"] == 0) & flags["emit_x"]
+                  & (s["ex_phase"] == 0)),
             first=(ey == 0) & (ex == 0),
             last=ex == (out_w - 1) * sx,
-            row_mask=[(ey >= pad_top - i * dy) & (ey < spec.height + pad_top - i * dy)
-                      for i in range(kh)],
-            col_mask=[(ex >= pad_left - j * dx) & (ex < spec.width + pad_left - j * dx)
-                      for j in range(kw)],
+            row_mask=[flags[f"row_{i}"] for i in range(kh)],
+            col_mask=[flags[f"col_{j}"] for j in range(kw)],
         )
 
     def elaborate(self, platform):
@@ -160,7 +200,7 @@ class Scheduler(wiring.Component):
                  for key in shapes}
 
         # The registered description of the current position.
-        first_info = self._describe(initial)
+        first_info = self._describe(initial, self._interval_values(initial), 1)
         current = {key: getattr(self, key) for key in first_info}
         registers = {}
         for key, value in first_info.items():
@@ -175,9 +215,13 @@ class Scheduler(wiring.Component):
         # Whether the look-ahead position starts a frame (the current one ends it).
         ahead_starts_frame = Signal(init=int(spec.positions_per_frame == 1))
 
-        ahead_info = self._describe(ahead)
+        flags = {key: Signal(init=value, name=f"next_in_{key}")
+                 for key, value in self._interval_values(second).items()}
+
+        ahead_info = self._describe(ahead, flags, ahead_starts_frame)
         following = self._next_state(ahead, wraps)
         following_wraps = self._next_wraps(ahead, wraps)
+        following_flags = self._next_intervals(ahead, flags, wraps)
         with m.If(self.advance):
             for key, value in ahead_info.items():
                 value = Cat(*value) if isinstance(value, list) else value
@@ -185,14 +229,12 @@ class Scheduler(wiring.Component):
             m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
             m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
             m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
+            m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
         with m.Elif(self.truncate):
             m.d.sync += registers["needs_input"].eq(0)
             # Unless the current position ends the frame, its following ones lose their input.
             with m.If(~ahead_starts_frame):
                 m.d.sync += ahead["truncating"].eq(1)
 
-        m.d.comb += [
-            self.next_in_columns.eq(ahead_info["in_columns"]),
-            self.next_column.eq(ahead["vx"]),
-        ]
+        m.d.comb += self.next_column.eq(ahead["vx"])
         return m

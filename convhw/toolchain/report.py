@@ -26,7 +26,8 @@ class SynthReport:
     ``luts`` and ``ffs`` are Yosys's counts of LUT4 and flip-flop cells (``ffs`` includes the
     ``io_ring_ffs`` of the shift-register IO ring), ``logic_cells`` nextpnr's packed logic cells,
     ``brams`` and ``dsps`` the block RAMs and DSP blocks placed, ``line_buffer_brams`` the block
-    RAMs holding line buffers. ``fmax_mhz`` is nextpnr's worst register-to-register Fmax;
+    RAMs holding line buffers, ``ram_output_registers`` the ECP5 RAM ports whose capture
+flip-flops moved into the RAM (see :mod:`~convhw.toolchain.netlist`). ``fmax_mhz`` is nextpnr's worst register-to-register Fmax;
     ``freq_met`` is ``None`` when no ``freq_mhz`` was asked for.
     """
     target: str
@@ -40,6 +41,7 @@ class SynthReport:
     logic_cells: int = 0
     line_buffer_brams: int = 0
     io_ring_ffs: int = 0
+    ram_output_registers: int = 0
     device: str = ""
     max_dsps: int = None
     seed: int = 1

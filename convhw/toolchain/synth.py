@@ -4,8 +4,9 @@ The core is exported as RTLIL through :class:`~convhw.export.AxiStreamTop` and w
 :class:`~convhw.toolchain.io_wrapper.ShiftRegisterIO` ring, so every core port is driven by or
 captured in a flip-flop and the top needs five pins: the figures are those of the core in a
 synchronous system (out of context), on any package. Yosys runs ``synth_ice40 -dsp`` (``-dsp``
-only where the part has DSPs) or ``synth_ecp5``, both with abc9 (their default); nextpnr runs
-with ``--freq`` and writes a JSON report.
+only where the part has DSPs) or ``synth_ecp5``, both with abc9 (their default); on ECP5 the
+flip-flops that capture a block RAM read move into the RAM's output register
+(:mod:`~convhw.toolchain.netlist`); nextpnr runs with ``--freq`` and writes a JSON report.
 """
 
 import os
@@ -16,6 +17,7 @@ from amaranth.back import rtlil
 
 from ..export import AxiStreamTop, _core
 from .io_wrapper import ShiftRegisterIO
+from .netlist import absorb_ram_output_registers
 from .report import SynthReport, parse_nextpnr_report, parse_yosys_stat
 from .targets import get_target
 from .tools import find_tool, run_tool, tool_environment
@@ -40,7 +42,13 @@ def fit_to_target(spec, target):
 
 def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
                  stat_path="stat.json"):
-    """The Yosys commands that map ``rtlil_path`` to ``target``'s primitives."""
+    """The Yosys commands that map ``rtlil_path`` to ``target``'s primitives.
+
+    Between the coarse steps and RAM mapping, memories that the gateware marks ``no_rw_check``
+    (line buffers that never read a column in the cycle it is written) get their read/write
+    collisions declared don't-care, which is what the attribute means: this Yosys otherwise
+    builds collision logic between the block RAM and its output register.
+    """
     target = get_target(target)
     if target.family == "ice40":
         synth = f"synth_ice40 -top top -device {target.yosys_device}"
@@ -50,7 +58,9 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
         synth = "synth_ecp5 -top top" + ("" if target.dsps else " -nodsp")
     return "; ".join([
         f"read_rtlil {rtlil_path}",
-        f"{synth} -json {netlist_path}",
+        f"{synth} -run begin:map_ram",
+        "setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:no_rw_check %i",
+        f"{synth} -run map_ram: -json {netlist_path}",
         f"tee -q -o {stat_path} stat -json",
     ])
 
@@ -126,6 +136,11 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     luts, ffs, cells, line_buffer_brams = parse_yosys_stat(
         os.path.join(build_dir, "stat.json"), os.path.join(build_dir, "top.json"),
         target.family)
+    ram_output_registers = 0
+    if target.family == "ecp5":
+        ram_output_registers, absorbed = absorb_ram_output_registers(
+            os.path.join(build_dir, "top.json"))
+        ffs -= absorbed
 
     target_freq = DEFAULT_FREQ_MHZ[target.family] if freq is None else freq
     progress(f"nextpnr: placing and routing at {target_freq:g} MHz (seed {seed})...")
@@ -139,7 +154,8 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
         brams=used["brams"], dsps=used["dsps"],
         freq_mhz=freq, freq_met=None if freq is None else fmax >= freq,
         logic_cells=used["logic_cells"], line_buffer_brams=line_buffer_brams,
-        io_ring_ffs=io_ring_ffs, device=target.description,
+        io_ring_ffs=io_ring_ffs, ram_output_registers=ram_output_registers,
+        device=target.description,
         max_dsps=getattr(spec, "max_dsps", None), seed=seed,
         seconds=round(time.monotonic() - start, 2), cells=cells, critical_path=critical_path,
         build_dir=build_dir, logs=logs)
