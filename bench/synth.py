@@ -1,10 +1,13 @@
 """Fmax and resources of the fixed benchmark set (issue 3, part 7).
 
-3x3, 5x5 and 7x7 kernels at W=640 (H=480), 8-bit unsigned pixels, constant (a Gaussian-like
-kernel with all coefficients non-zero) and runtime coefficients, on iCE40 UP5K and ECP5-25k.
-Prints a markdown table (or JSON with ``--json``). Run it from the repository root:
+3x3, 5x5 and 7x7 kernels at W=640 (H=480), 8-bit unsigned pixels, on iCE40 UP5K and ECP5-25k,
+with coefficients that are constant (a Gaussian-like kernel, every tap non-zero), runtime
+(DSP blocks up to the part's count, the rest logic: what ``synthesize`` does by default) and
+runtime with logic multipliers only (``max_dsps=0``). Prints a markdown table (or JSON with
+``--json``). Run it from the repository root:
 
-    python bench/synth.py [--targets ice40-up5k,ecp5-25k] [--kernels 3,5,7] [--seed 1] [--json]
+    python bench/synth.py [--targets ice40-up5k,ecp5-25k] [--kernels 3,5,7]
+                          [--modes constant,runtime,runtime-logic] [--seed 1] [--json]
 """
 
 import argparse
@@ -36,17 +39,25 @@ def line_buffer_bram_bound(target, size):
     return math.ceil(bits / 18) * math.ceil(WIDTH / 1024)   # 1024 x 18 per DP16KD
 
 
-def run(targets, sizes, seed, build_root, progress):
+MODES = ("constant", "runtime", "runtime-logic")
+
+
+def bench_spec(size, mode):
+    if mode == "constant":
+        return ConvSpec(width=WIDTH, height=HEIGHT, in_bits=IN_BITS, kernel=constant_kernel(size))
+    return ConvSpec(width=WIDTH, height=HEIGHT, in_bits=IN_BITS, kernel_shape=(size, size),
+                    max_dsps=0 if mode == "runtime-logic" else None)
+
+
+def run(targets, sizes, modes, seed, build_root, progress):
     rows = []
     for target_name in targets:
         target = TARGETS[target_name]
         for size in sizes:
-            for coefficients in ("constant", "runtime"):
-                kernel = (dict(kernel=constant_kernel(size)) if coefficients == "constant"
-                          else dict(kernel_shape=(size, size)))
-                spec = ConvSpec(width=WIDTH, height=HEIGHT, in_bits=IN_BITS, **kernel)
+            for coefficients in modes:
+                spec = bench_spec(size, coefficients)
                 build_dir = os.path.join(build_root, f"{target_name}-{size}x{size}-{coefficients}")
-                goal = FMAX_GOALS_MHZ.get(target_name) if (size, coefficients) == (3, "runtime") \
+                goal = FMAX_GOALS_MHZ.get(target_name) if size == 3 and coefficients != "constant" \
                     else None
                 row = dict(target=target_name, kernel=f"{size}x{size}",
                            coefficients=coefficients,
@@ -68,6 +79,8 @@ def run(targets, sizes, seed, build_root, progress):
 
 
 def _first_error(message):
+    if "ICESTORM_LC" in message or "TRELLIS_COMB" in message or "no BELs remaining" in message:
+        return "does not fit: more logic cells than the part has"
     for line in message.splitlines():
         if "ERROR" in line.upper() and "failed with exit code" not in line:
             return line.strip()
@@ -99,6 +112,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="ice40-up5k,ecp5-25k")
     parser.add_argument("--kernels", default="3,5,7")
+    parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--build-dir", default=None)
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
@@ -109,10 +123,14 @@ def main(argv=None):
         if name not in TARGETS:
             parser.error(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
     sizes = [int(k) for k in args.kernels.split(",")]
+    modes = args.modes.split(",")
+    for mode in modes:
+        if mode not in MODES:
+            parser.error(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     build_root = args.build_dir or tempfile.mkdtemp(prefix="convhw-bench-")
     progress = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr,
                                                                      flush=True))
-    rows = run(targets, sizes, args.seed, build_root, progress)
+    rows = run(targets, sizes, modes, args.seed, build_root, progress)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
