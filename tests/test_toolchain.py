@@ -1,5 +1,6 @@
 """Synthesis with Yosys and nextpnr: targets, DSP budgets, tool lookup and real runs."""
 
+import json
 import os
 import re
 import stat
@@ -105,6 +106,7 @@ def test_synth_ecp5_25k_constant(tmp_path):
     result = _check_report(synthesize(spec, "ecp5-25k", build_dir=tmp_path), "ecp5-25k")
     assert result["dsps"] == 0                              # constants need no multiplier
     assert result["freq_met"] is None
+    assert result["ram_output_registers"] == result["line_buffer_brams"]   # OUTREG in use
 
 
 def test_yosys_override_is_used(tmp_path, monkeypatch):
@@ -119,3 +121,54 @@ def test_yosys_override_is_used(tmp_path, monkeypatch):
     report = synthesize(spec, "ice40-up5k", build_dir=tmp_path / "build")
     assert report.fmax_mhz > 0
     assert re.search(r"synth_ice40 -top top -device u -dsp", log.read_text())
+
+
+def _ram_netlist(ff_params, ff_conns, extra_load=False):
+    """A DP16KD whose DOB0/DOB1 (nets 10, 11) feed two flip-flops (Q nets 20, 21)."""
+    cells = {"ram": {"type": "DP16KD", "parameters": {"REGMODE_B": "NOREG"},
+                     "port_directions": {"CLKB": "input", "DOB0": "output", "DOB1": "output"},
+                     "connections": {"CLKB": [2], "DOB0": [10], "DOB1": [11], "RSTA": ["0"]}}}
+    for index in range(2):
+        cells[f"ff{index}"] = {
+            "type": "TRELLIS_FF", "parameters": dict(ff_params),
+            "port_directions": {"CLK": "input", "DI": "input", "CE": "input", "LSR": "input",
+                                "Q": "output"},
+            "connections": {"CLK": [2], "DI": [10 + index], "Q": [20 + index], **ff_conns}}
+    if extra_load:
+        cells["lut"] = {"type": "LUT4", "parameters": {},
+                        "port_directions": {"A": "input", "Z": "output"},
+                        "connections": {"A": [10], "Z": [30]}}
+    return {"modules": {"top": {"cells": cells, "netnames": {}}}}
+
+
+@pytest.mark.parametrize("reset", [["0"], [5]])
+def test_ram_output_register_absorbed(tmp_path, reset):
+    from convhw.toolchain.netlist import absorb_ram_output_registers
+    path = tmp_path / "net.json"
+    params = {"CEMUX": "CE", "CLKMUX": "CLK", "LSRMUX": "LSR", "REGSET": "RESET",
+              "GSR": "DISABLED"}
+    path.write_text(json.dumps(_ram_netlist(params, {"CE": [4], "LSR": reset})))
+    assert absorb_ram_output_registers(path) == (1, 2)
+    cells = json.loads(path.read_text())["modules"]["top"]["cells"]
+    assert set(cells) == {"ram"}
+    ram = cells["ram"]
+    assert ram["parameters"]["REGMODE_B"] == "OUTREG"
+    assert ram["connections"]["DOB0"] == [20] and ram["connections"]["DOB1"] == [21]
+    assert ram["connections"]["OCEB"] == [4]
+    if reset != ["0"]:
+        assert ram["connections"]["RSTB"] == reset
+        assert ram["parameters"]["RESETMODE"] == "SYNC"
+
+
+@pytest.mark.parametrize("case", ["other load", "set, not reset", "other clock"])
+def test_ram_output_register_left_alone(tmp_path, case):
+    from convhw.toolchain.netlist import absorb_ram_output_registers
+    params = {"CEMUX": "CE", "REGSET": "SET" if case == "set, not reset" else "RESET"}
+    conns = {"CE": [4], "LSR": [5] if case == "set, not reset" else ["0"]}
+    netlist = _ram_netlist(params, conns, extra_load=case == "other load")
+    if case == "other clock":
+        netlist["modules"]["top"]["cells"]["ff1"]["connections"]["CLK"] = [3]
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(netlist))
+    assert absorb_ram_output_registers(path) == (0, 0)
+    assert json.loads(path.read_text()) == netlist
