@@ -28,6 +28,11 @@ class ShiftRegisterIO(wiring.Component):
         self._inner = inner
         super().__init__()
 
+    @property
+    def ring_bits(self):
+        """Flip-flops in the two shift registers: one per bit of ``inner``'s ports."""
+        return sum(len(getattr(self._inner, name)) for name in self._inner.signature.members)
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.inner = inner = self._inner

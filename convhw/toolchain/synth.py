@@ -113,7 +113,7 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     find_tool(nextpnr, env)
 
     core = spec_or_core
-    if not hasattr(core, "i"):
+    if not hasattr(core, "i"):      # a spec: build its core (Conv2d or Conv1d) as export does
         core = _core(fit_to_target(spec_or_core, target))
     spec = core.spec
     if build_dir is None:
@@ -125,8 +125,7 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     top = ShiftRegisterIO(AxiStreamTop(core))
     with open(os.path.join(build_dir, "top.il"), "w") as f:
         f.write(rtlil.convert(top, name="top", emit_src=False))
-    io_ring_ffs = sum(len(getattr(top._inner, name))
-                      for name in top._inner.signature.members)
+    io_ring_ffs = top.ring_bits
 
     progress(f"yosys: synthesizing for {target.description}...")
     logs = {"yosys": os.path.join(build_dir, "yosys.log"),
@@ -141,6 +140,7 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
         ram_output_registers, absorbed = absorb_ram_output_registers(
             os.path.join(build_dir, "top.json"))
         ffs -= absorbed
+        cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - absorbed
 
     target_freq = DEFAULT_FREQ_MHZ[target.family] if freq is None else freq
     progress(f"nextpnr: placing and routing at {target_freq:g} MHz (seed {seed})...")
