@@ -8,14 +8,16 @@ position's is ``next_column``). One cycle later ``rows_out`` holds the current c
 ``rows`` stored pixels, and the caller writes back the word shifted by one row with the new
 pixel on top, by asserting ``write`` with ``write_column`` and ``pixel`` in that cycle.
 
-Timing: when stream rows are at least 3 positions long, a column is read one position ahead
-(the block RAM is addressed with ``next_column`` and enabled when the position before it is
-issued, so its output holds the current column) and its word waits in a register until its own
-position is issued. So the block RAM output only drives
-that register, which synthesis can place in the RAM's output register (``DP16KD`` OUTREG), and
-the clock-to-output time of the RAM is off every logic path. A column is rewritten at least two
-issues before it is read again, so read and write never collide. Shorter rows (1 or 2 positions, where that would not hold) read
-in the position's own cycle through a port transparent to the write-back.
+Timing: when stream rows are at least 3 positions long, a column is read one position ahead:
+the block RAM is addressed with ``next_column`` and enabled when the position before it is
+issued, so its output holds the current column while that position waits, and a register
+captures it when the position is issued. The block RAM output drives only that register, which
+synthesis can move into the RAM's own output register (ECP5 ``DP16KD`` OUTREG), so the RAM's
+clock-to-output time is off every logic path. A column's write-back lands at least one cycle
+before the column is read again, so read and write never collide; only across a frame boundary
+can a read see a column before the previous frame's last write-back, and the rows of a previous
+frame are zero padding to the caller anyway. Shorter rows (1 or 2 positions) read in the
+position's own cycle through a port transparent to the write-back.
 """
 
 from amaranth import *

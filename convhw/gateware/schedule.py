@@ -13,12 +13,15 @@ so the frame's outputs still all come out and the next frame starts cleanly.
 Timing: the counters run one position ahead, and the description of the current position is
 registered (computed from the look-ahead counters while the previous position is issued). So
 every output is a flip-flop, and ``advance`` only steers register enables: the issue logic of a
-core, which depends on ``needs_input`` and ``at_start``, stays a couple of LUTs deep.
+core, which depends on ``needs_input`` and ``at_start``, stays a couple of LUTs deep. The range
+tests (``lo <= counter < hi``: input rows and columns, outputs, padding masks) are flags that
+step along with their counters using equality tests only, so no magnitude comparator sits
+between two registers either.
 ``next_column`` is the following position's column, for reading a line buffer ahead.
 """
 
 from amaranth import *
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["Scheduler"]
@@ -166,7 +169,7 @@ class Scheduler(wiring.Component):
     def _describe(self, s, flags, starts_frame):
         """What the position in state ``s`` does (the members ``needs_input`` ... ``col_mask``),
         given its range tests ``flags`` and whether it ``starts_frame``."""
-        (kh, kw), (sy, sx) = self._spec.kernel_shape, self._spec.stride
+        (kh, kw), sx = self._spec.kernel_shape, self._spec.stride[1]
         out_w = self._spec.out_shape[1]
         ey, ex = s["ey"], s["ex"]
         return dict(
