@@ -1,14 +1,13 @@
 """1-D convolution: the golden model against NumPy, Conv1dSpec, and the Conv1d gateware.
 
 Bounded sequences run through the shared harness; unbounded streams (FIR use) and mid-sequence
-``first`` markers through :func:`run_stream`, a small driver kept here.
+``first`` markers through :func:`streaming.run_stream`.
 """
 
 import re
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from convhw.export import to_verilog
 from convhw.gateware import Conv2d
@@ -17,7 +16,7 @@ from convhw.golden import conv1d
 from convhw.harness import simulate
 from convhw.spec import ConvSpec
 from convhw.spec1d import Conv1dSpec
-from convhw.stalls import INPUT, OUTPUT, StallPattern
+from streaming import run_stream
 
 
 def golden(spec, x, kernel=None):
@@ -52,77 +51,6 @@ def check_run(spec, sequences, kernels=None, **stalls):
         np.testing.assert_array_equal(result.frames[index], expected, err_msg=f"sequence {index}")
     return result
 
-
-def run_stream(dut, samples, outputs, *, firsts=(0,), kernels=None, in_stall=0.0,
-               out_stall=0.0, seed=0, quiet=None):
-    """Send ``samples`` (``first`` at the indices in ``firsts``) and take ``outputs`` results.
-
-    ``kernels`` maps a sample index to a runtime kernel written just before that sample.
-    ``quiet`` cycles after the last output, ``o.valid`` must stay low. Returns
-    ``(values, markers, accept_cycles, output_cycles, errors)``.
-    """
-    spec = dut.spec
-    stall_in, stall_out = StallPattern(seed, INPUT, in_stall), StallPattern(seed, OUTPUT, out_stall)
-    values, markers, accepted, produced, errors = [], [], [], [], []
-    quiet = spec.latency + 4 if quiet is None else quiet
-    work = len(samples) + spec.latency + 16 + spec.taps * len(kernels or {})
-    limit = int(4 * work / max(0.01, (1 - in_stall) * (1 - out_stall)))
-
-    async def producer(ctx):
-        cycle = 0
-        for index, value in enumerate(samples):
-            if kernels and index in kernels:
-                ctx.set(dut.i.valid, 0)
-                for addr, coeff in enumerate(kernels[index]):
-                    ctx.set(dut.coef.addr, addr)
-                    ctx.set(dut.coef.data, int(coeff))
-                    ctx.set(dut.coef.we, 1)
-                    await ctx.tick()
-                    cycle += 1
-                ctx.set(dut.coef.we, 0)
-            while stall_in(cycle):
-                ctx.set(dut.i.valid, 0)
-                await ctx.tick()
-                cycle += 1
-            ctx.set(dut.i.payload, {"data": int(value), "first": index in firsts, "last": 0})
-            ctx.set(dut.i.valid, 1)
-            ready = 0
-            while not ready:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                cycle += 1
-            accepted.append(cycle - 1)
-        ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        cycle, held, quiet_left = 0, None, quiet
-        while len(values) < outputs or quiet_left:
-            ready = not stall_out(cycle) if len(values) < outputs else False
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            cycle += 1
-            raw = payload.as_value().value
-            if held is not None and (not valid or raw != held):
-                errors.append(f"cycle {cycle - 1}: output changed before its transfer")
-            held = raw if valid and not ready else None
-            if len(values) == outputs:
-                quiet_left -= 1
-                if valid:
-                    errors.append(f"cycle {cycle - 1}: output beyond the {outputs} expected")
-            elif valid and ready:
-                values.append(payload.data)
-                markers.append((payload.first, payload.last))
-                produced.append(cycle - 1)
-            assert cycle < limit, f"no progress: {len(values)} of {outputs} outputs"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    return values, markers, accepted, produced, errors
-
-
-# --- golden model against NumPy ------------------------------------------------------------------
 
 def dilate(kernel, dilation):
     out = np.zeros(dilation * (len(kernel) - 1) + 1, dtype=np.int64)

@@ -3,17 +3,16 @@ runtime coefficients, stalls, cycle counts and malformed frame markers.
 
 Whole frames run through the shared harness (:func:`convhw.harness.simulate`); streams with
 mid-frame ``first`` markers, no markers at all, or coefficient writes during a frame go through
-:func:`run_stream`, a small driver kept here.
+:func:`streaming.run_stream`.
 """
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from convhw import Conv2d, ConvSpec
 from convhw.golden import run_spec
 from convhw.harness import simulate
-from convhw.stalls import INPUT, OUTPUT, StallPattern
+from streaming import run_stream
 
 SOBEL_X = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
 
@@ -45,90 +44,6 @@ def check_run(spec, frames, kernels=None, **options):
         np.testing.assert_array_equal(result.frames[index], run_spec(spec, frame, kernel),
                                       err_msg=f"frame {index} of {spec}")
     return result
-
-
-def run_stream(dut, pixels, outputs, *, firsts=(0,), kernels=None, meddle=None, in_stall=0.0,
-               out_stall=0.0, seed=0):
-    """Stream ``pixels`` (flat, ``first`` at the indices in ``firsts``) and take ``outputs``.
-
-    ``kernels`` maps a pixel index to a runtime kernel written (with ``valid`` low) just before
-    that pixel. ``meddle`` is ``(index, kernel)``: that kernel is written one coefficient per
-    cycle while the producer goes on streaming, from the cycle pixel ``index`` is accepted.
-    After the last output, ``o.valid`` must stay low for ``latency + 4`` cycles.
-    Returns ``(values, markers, accept_cycles, output_cycles, errors)``.
-    """
-    spec = dut.spec
-    stall_in, stall_out = StallPattern(seed, INPUT, in_stall), StallPattern(seed, OUTPUT, out_stall)
-    values, markers, accepted, produced, errors = [], [], [], [], []
-    work = len(pixels) + outputs + spec.latency + 16 + spec.taps * (len(kernels or {}) + 1)
-    limit = int(4 * work / max(0.01, (1 - in_stall) * (1 - out_stall)))
-
-    def write(ctx, addr, coeff):
-        ctx.set(dut.coef.addr, addr)
-        ctx.set(dut.coef.data, int(coeff))
-        ctx.set(dut.coef.we, 1)
-
-    async def producer(ctx):
-        cycle = 0
-        for index, value in enumerate(pixels):
-            if kernels and index in kernels:
-                ctx.set(dut.i.valid, 0)
-                for addr, coeff in enumerate(np.ravel(kernels[index])):
-                    write(ctx, addr, coeff)
-                    await ctx.tick()
-                    cycle += 1
-                ctx.set(dut.coef.we, 0)
-            while stall_in(cycle):
-                ctx.set(dut.i.valid, 0)
-                await ctx.tick()
-                cycle += 1
-            ctx.set(dut.i.payload, {"data": int(value), "first": index in firsts, "last": 0})
-            ctx.set(dut.i.valid, 1)
-            ready = 0
-            while not ready:
-                _, _, ready = await ctx.tick().sample(dut.i.ready)
-                cycle += 1
-            accepted.append(cycle - 1)
-        ctx.set(dut.i.valid, 0)
-
-    async def meddler(ctx):
-        index, kernel = meddle
-        while len(accepted) <= index:
-            await ctx.tick()
-        for addr, coeff in enumerate(np.ravel(kernel)):
-            write(ctx, addr, coeff)
-            await ctx.tick()
-        ctx.set(dut.coef.we, 0)
-
-    async def consumer(ctx):
-        cycle, held, quiet = 0, None, spec.latency + 4
-        while len(values) < outputs or quiet:
-            ready = not stall_out(cycle) if len(values) < outputs else False
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            cycle += 1
-            raw = payload.as_value().value
-            if held is not None and (not valid or raw != held):
-                errors.append(f"cycle {cycle - 1}: output changed before its transfer")
-            held = raw if valid and not ready else None
-            if len(values) == outputs:
-                quiet -= 1
-                if valid:
-                    errors.append(f"cycle {cycle - 1}: output beyond the {outputs} expected")
-            elif valid and ready:
-                values.append(payload.data)
-                markers.append((payload.first, payload.last))
-                produced.append(cycle - 1)
-            assert cycle < limit, f"no progress: {len(values)} of {outputs} outputs"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    if meddle is not None:
-        sim.add_testbench(meddler, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
-    return values, markers, accepted, produced, errors
 
 
 def frame_markers(out_shape, frames=1):

@@ -1,0 +1,99 @@
+"""A cycle-level stream driver for core tests that the shared harness cannot express.
+
+:func:`run_stream` sends a flat stream with ``first`` markers wherever a test wants them (mid-frame,
+or none at all), writes runtime coefficients at chosen points, even while pixels flow, and
+records the cycle of every transfer and every stream-rule violation.
+"""
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from convhw.stalls import INPUT, OUTPUT, StallPattern
+
+__all__ = ["run_stream"]
+
+
+def run_stream(dut, pixels, outputs, *, firsts=(0,), kernels=None, meddle=None, in_stall=0.0,
+               out_stall=0.0, seed=0, quiet=None):
+    """Stream ``pixels`` (flat, ``first`` at the indices in ``firsts``) and take ``outputs``.
+
+    ``kernels`` maps a pixel index to a runtime kernel written (with ``valid`` low) just before
+    that pixel. ``meddle`` is ``(index, kernel)``: that kernel is written one coefficient per
+    cycle while the producer goes on streaming, from the cycle pixel ``index`` is accepted.
+    After the last output, ``o.valid`` must stay low for ``quiet`` cycles (default
+    ``latency + 4``).
+    Returns ``(values, markers, accept_cycles, output_cycles, errors)``.
+    """
+    spec = dut.spec
+    stall_in, stall_out = StallPattern(seed, INPUT, in_stall), StallPattern(seed, OUTPUT, out_stall)
+    values, markers, accepted, produced, errors = [], [], [], [], []
+    work = len(pixels) + outputs + spec.latency + 16 + spec.taps * (len(kernels or {}) + 1)
+    limit = int(4 * work / max(0.01, (1 - in_stall) * (1 - out_stall)))
+
+    def write(ctx, addr, coeff):
+        ctx.set(dut.coef.addr, addr)
+        ctx.set(dut.coef.data, int(coeff))
+        ctx.set(dut.coef.we, 1)
+
+    async def producer(ctx):
+        cycle = 0
+        for index, value in enumerate(pixels):
+            if kernels and index in kernels:
+                ctx.set(dut.i.valid, 0)
+                for addr, coeff in enumerate(np.ravel(kernels[index])):
+                    write(ctx, addr, coeff)
+                    await ctx.tick()
+                    cycle += 1
+                ctx.set(dut.coef.we, 0)
+            while stall_in(cycle):
+                ctx.set(dut.i.valid, 0)
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.i.payload, {"data": int(value), "first": index in firsts, "last": 0})
+            ctx.set(dut.i.valid, 1)
+            ready = 0
+            while not ready:
+                _, _, ready = await ctx.tick().sample(dut.i.ready)
+                cycle += 1
+            accepted.append(cycle - 1)
+        ctx.set(dut.i.valid, 0)
+
+    async def meddler(ctx):
+        index, kernel = meddle
+        while len(accepted) <= index:
+            await ctx.tick()
+        for addr, coeff in enumerate(np.ravel(kernel)):
+            write(ctx, addr, coeff)
+            await ctx.tick()
+        ctx.set(dut.coef.we, 0)
+
+    async def consumer(ctx):
+        cycle, held = 0, None
+        quiet_left = spec.latency + 4 if quiet is None else quiet
+        while len(values) < outputs or quiet_left:
+            ready = not stall_out(cycle) if len(values) < outputs else False
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            cycle += 1
+            raw = payload.as_value().value
+            if held is not None and (not valid or raw != held):
+                errors.append(f"cycle {cycle - 1}: output changed before its transfer")
+            held = raw if valid and not ready else None
+            if len(values) == outputs:
+                quiet_left -= 1
+                if valid:
+                    errors.append(f"cycle {cycle - 1}: output beyond the {outputs} expected")
+            elif valid and ready:
+                values.append(payload.data)
+                markers.append((payload.first, payload.last))
+                produced.append(cycle - 1)
+            assert cycle < limit, f"no progress: {len(values)} of {outputs} outputs"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    if meddle is not None:
+        sim.add_testbench(meddler, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    return values, markers, accepted, produced, errors
