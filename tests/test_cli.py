@@ -280,10 +280,6 @@ def test_synth_missing_tool_one_line(tmp_path, capsys, monkeypatch):
 # choice there; at W=128 the line buffer is deep enough for a DP16KD. iCE40 has no LUT RAM.
 @pytest.mark.parametrize("target, width", [("ice40-up5k", 32), ("ecp5-25k", 128)])
 def test_synth_small_spec(tmp_path, capsys, target, width):
-    try:
-        import convhw.toolchain  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"convhw.toolchain cannot be imported yet: {error}")
     status, out, err = run_cli(capsys, "synth", "--target", target, "--width", width,
                                "--height", 16, "--kernel", "sobel-x", "--padding", "same",
                                "--json", "--build-dir", tmp_path)
