@@ -383,9 +383,14 @@ class ConvSpec:
         return 1 + int(self.saturates)
 
     @property
+    def product_stages(self):
+        """1 when DSP products take a stage more (multiplier input registers), else 0."""
+        return int(self.dsp_taps > 0)
+
+    @property
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
-        return self.FRONT_STAGES + self.tree_depth + self.back_stages
+        return self.FRONT_STAGES + self.product_stages + self.tree_depth + self.back_stages
 
     @property
     def latency(self):

@@ -208,6 +208,7 @@ class Conv1dSpec:
     terms = _from_row("terms")
     tree_depth = _from_row("tree_depth", "Registered levels of the adder tree.")
     back_stages = _from_row("back_stages")
+    product_stages = _from_row("product_stages", "1 when DSP products take a stage more.")
 
     # --- derived geometry -----------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class Conv1dSpec:
     @property
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
-        return self.FRONT_STAGES + self.tree_depth + self.back_stages
+        return self.FRONT_STAGES + self.product_stages + self.tree_depth + self.back_stages
 
     @property
     def latency(self):

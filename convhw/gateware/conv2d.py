@@ -136,8 +136,8 @@ class Conv2d(wiring.Component):
 
         # Adder tree, then rounding and saturation.
         result = requantize(m, adder_tree(m, terms), spec)
-        done = delay(m, s3, spec.tree_depth + spec.back_stages, "control")
-        assert spec.pipeline_depth == 3 + spec.tree_depth + spec.back_stages
+        done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
+        assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
         m.d.comb += [
             output.w_en.eq(done.emit),
             output.w_data.data.eq(result),

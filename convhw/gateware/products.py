@@ -1,10 +1,16 @@
 """Masked taps and products: a position's kernel taps turned into adder-tree terms.
 
-For every term of ``spec.terms`` this registers what enters the adder tree one cycle later:
-a tap masked to zero where the kernel lies in padding (shared by all of that tap's CSD digits
-and partial products), or a masked DSP product ``tap * coefficient``. Partial products are gated
-by their coefficient bit from ``bank.active_late``, one cycle after ``bank.active`` fed the DSP
-products, so every term of a position sees the same coefficients.
+For every term of ``spec.terms`` this registers what enters the adder tree: a tap masked to
+zero where the kernel lies in padding (shared by all of that tap's CSD digits and partial
+products), or a DSP product ``tap * coefficient``. Partial products are gated by their
+coefficient bit from ``bank.active_late``, one cycle after ``bank.active`` was sampled, so every
+term of a position sees the same coefficients.
+
+A DSP product takes two stages (``spec.product_stages``): the masked tap and the coefficient go
+into registers that feed only the multiplier, and the product goes straight into a register.
+Those are the input and output registers of an ECP5 ``MULT18X18D``
+(:func:`convhw.toolchain.netlist.absorb_dsp_registers` moves them there). The other terms of such
+a spec are delayed by one cycle to arrive with the products.
 """
 
 from amaranth import *
@@ -23,7 +29,8 @@ def masked_terms(m, spec, taps, inside, bank=None):
     ----------
     m : Module
     spec : ConvSpec
-        Gives ``terms``, ``pixel_range`` and ``coeff_bits`` (a one-row spec for 1-D cores).
+        Gives ``terms``, ``pixel_range``, ``coeff_bits`` and ``product_stages`` (a one-row spec
+        for 1-D cores).
     taps : ``taps[row][col]``
         The position's tap values, valid this cycle.
     inside : callable
@@ -35,35 +42,53 @@ def masked_terms(m, spec, taps, inside, bank=None):
     Returns
     -------
     list of Term
-        Valid one cycle after ``taps``.
+        Valid ``1 + spec.product_stages`` cycles after ``taps``.
     """
     xlo, xhi = spec.pixel_range
-    masked_taps = {}
+    extra = spec.product_stages
+    masked_taps, late_coeffs = {}, {}
 
     def gate(row, col, value):
         mask = inside(row, col)
         return value if mask is None else Mux(mask, value, 0)
 
+    def register(value, name):
+        reg = Signal(value.shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg
+
     def masked_tap(row, col):
+        """The masked tap, valid one cycle before the products."""
         if (row, col) not in masked_taps:
-            tap = taps[row][col]
-            masked = masked_taps[row, col] = Signal(tap.shape(), name=f"tap_{row}_{col}")
-            m.d.sync += masked.eq(gate(row, col, tap))
+            masked = register(gate(row, col, taps[row][col]), f"tap_{row}_{col}")
+            if extra:
+                masked = register(masked, f"tap_{row}_{col}_late")
+            masked_taps[row, col] = masked
         return masked_taps[row, col]
+
+    def late_coeff(row, col):
+        """The coefficient of the partial products, in the cycle they are gated."""
+        if (row, col) not in late_coeffs:
+            coeff = bank.active_late[row][col]
+            late_coeffs[row, col] = register(coeff, f"coeff_{row}_{col}_late") if extra else coeff
+        return late_coeffs[row, col]
 
     terms = []
     for row, col, kind, shift, negative in spec.terms:
         if kind == PRODUCT:
             cb = spec.coeff_bits
             corners = [c * x for c in (-(1 << (cb - 1)), (1 << (cb - 1)) - 1) for x in (xlo, xhi)]
+            # Multiplier input registers, each feeding only the multiplier, then the product.
+            tap_in = register(gate(row, col, taps[row][col]), f"dsp_tap_{row}_{col}")
+            coeff_in = register(bank.active[row][col], f"dsp_coeff_{row}_{col}")
             product = Signal(signed(signed_bits(min(corners), max(corners))),
                              name=f"product_{row}_{col}")
-            m.d.sync += product.eq(gate(row, col, taps[row][col] * bank.active[row][col]))
+            m.d.sync += product.eq(tap_in * coeff_in)
             terms.append(Term(product, min(corners), max(corners)))
         elif kind == PIXEL:
             terms.append(Term(masked_tap(row, col), xlo, xhi, shift, negative))
         else:
             assert kind == PARTIAL
-            gated = Mux(bank.active_late[row][col][shift], masked_tap(row, col), 0)
+            gated = Mux(late_coeff(row, col)[shift], masked_tap(row, col), 0)
             terms.append(Term(gated, min(xlo, 0), max(xhi, 0), shift, negative))
     return terms
