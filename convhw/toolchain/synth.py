@@ -6,6 +6,7 @@ captured in a flip-flop and the top needs five pins: the figures are those of th
 synchronous system (out of context), on any package. Yosys runs ``synth_ice40 -dsp`` (``-dsp``
 only where the part has DSPs) or ``synth_ecp5``, both with abc9 (their default); on ECP5 the
 flip-flops that capture a block RAM read move into the RAM's output register
+and the flip-flops around a ``MULT18X18D`` into its input and output registers
 (:mod:`~convhw.toolchain.netlist`); nextpnr runs with ``--freq`` and writes a JSON report.
 """
 
@@ -17,7 +18,7 @@ from amaranth.back import rtlil
 
 from ..export import AxiStreamTop, _core
 from .io_wrapper import ShiftRegisterIO
-from .netlist import absorb_ram_output_registers
+from .netlist import absorb_dsp_registers, absorb_ram_output_registers
 from .report import SynthReport, parse_nextpnr_report, parse_yosys_stat
 from .targets import get_target
 from .tools import find_tool, run_tool, tool_environment
@@ -139,6 +140,8 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     if target.family == "ecp5":
         ram_output_registers, absorbed = absorb_ram_output_registers(
             os.path.join(build_dir, "top.json"))
+        dsp_registers, dsp_absorbed = absorb_dsp_registers(os.path.join(build_dir, "top.json"))
+        absorbed += dsp_absorbed
         ffs -= absorbed
         cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - absorbed
 
