@@ -172,3 +172,102 @@ def test_ram_output_register_left_alone(tmp_path, case):
     path.write_text(json.dumps(netlist))
     assert absorb_ram_output_registers(path) == (0, 0)
     assert json.loads(path.read_text()) == netlist
+
+
+def _ff(clock, d, q, **conns):
+    return {"type": "TRELLIS_FF",
+            "parameters": {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR",
+                           "REGSET": "RESET", "SRMODE": "LSR_OVER_CE"},
+            "port_directions": {"CLK": "input", "DI": "input", "CE": "input", "LSR": "input",
+                                "Q": "output"},
+            "connections": {"CLK": [clock], "DI": [d], "Q": [q], **conns}}
+
+
+def _dsp_netlist():
+    """A MULT18X18D as Yosys maps a 2-bit signed x 2-bit signed product: A0/A1 from flip-flops
+    fa0/fa1 (A1's Q sign-extended over A2..A17, reset by a mask on net 9), B0 from fb0 and B1
+    to B17 a constant 0, P0/P1 into flip-flops fp0/fp1, P2 into nothing; clock on net 2."""
+    conns = {"SIGNEDA": ["1"], "SIGNEDB": ["1"], "SOURCEA": ["0"], "SOURCEB": ["0"],
+             "A0": [30], "B0": [40], "P0": [50], "P1": [51], "P2": [52]}
+    conns.update({f"A{i}": [31] for i in range(1, 18)})
+    conns.update({f"B{i}": ["0"] for i in range(1, 18)})
+    dsp = {"type": "MULT18X18D", "parameters": {}, "connections": conns,
+           "port_directions": {pin: "output" if pin[0] == "P" else "input" for pin in conns}}
+    cells = {"dsp": dsp,
+             "fa0": _ff(2, 20, 30, LSR=[9]), "fa1": _ff(2, 21, 31, LSR=[9]),
+             "fb0": _ff(2, 22, 40, LSR=[8]),
+             "fp0": _ff(2, 50, 60, LSR=[8]), "fp1": _ff(2, 51, 61, LSR=[8])}
+    return {"modules": {"top": {"cells": cells, "netnames": {}}}}
+
+
+def test_dsp_registers_absorbed(tmp_path):
+    from convhw.toolchain.netlist import absorb_dsp_registers
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(_dsp_netlist()))
+    assert absorb_dsp_registers(path) == (1, 5)
+    cells = json.loads(path.read_text())["modules"]["top"]["cells"]
+    assert set(cells) == {"dsp"}
+    params, conns = cells["dsp"]["parameters"], cells["dsp"]["connections"]
+    for reg in ("INPUTA", "INPUTB", "OUTPUT"):
+        assert params[f"REG_{reg}_CLK"] == "CLK0"
+        assert params[f"REG_{reg}_CE"] == "CE0"
+    # The output register only has RST0: the product's reset goes there, A's to another.
+    assert params["REG_OUTPUT_RST"] == "RST0" and params["REG_INPUTB_RST"] == "RST0"
+    assert params["REG_INPUTA_RST"] == "RST1"
+    assert conns["RST0"] == [8] and conns["RST1"] == [9] and conns["RST2"] == ["0"]
+    assert conns["CLK0"] == [2] and all(conns[f"CE{i}"] == ["1"] for i in range(4))
+    assert params["RESETMODE"] == "SYNC" and params["GSR"] == "DISABLED"
+    assert conns["A0"] == [20] and all(conns[f"A{i}"] == [21] for i in range(1, 18))
+    assert conns["B0"] == [22] and conns["B1"] == ["0"]
+    assert conns["P0"] == [60] and conns["P1"] == [61] and conns["P2"] == [52]
+
+
+@pytest.mark.parametrize("case", ["A also feeds a LUT", "enable and reset", "other clock"])
+def test_dsp_input_registers_left_alone(tmp_path, case):
+    from convhw.toolchain.netlist import absorb_dsp_registers
+    netlist = _dsp_netlist()
+    cells = netlist["modules"]["top"]["cells"]
+    if case == "A also feeds a LUT":
+        cells["lut"] = {"type": "LUT4", "parameters": {},
+                        "port_directions": {"A": "input", "Z": "output"},
+                        "connections": {"A": [31], "Z": [70]}}
+    elif case == "enable and reset":     # which of the two wins is not for the DSP to decide
+        cells["fb0"]["parameters"]["CEMUX"] = "CE"
+        cells["fb0"]["connections"]["CE"] = [7]
+    else:
+        cells["fa1"]["connections"]["CLK"] = [3]
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(netlist))
+    assert absorb_dsp_registers(path) == (1, 2)      # the product register only
+    after = json.loads(path.read_text())["modules"]["top"]["cells"]
+    assert {"fa0", "fa1", "fb0"} <= set(after) and not {"fp0", "fp1"} & set(after)
+    assert after["dsp"]["parameters"]["REG_OUTPUT_CLK"] == "CLK0"
+    assert "REG_INPUTA_CLK" not in after["dsp"]["parameters"]
+    assert after["dsp"]["connections"]["A1"] == [31]
+
+
+def test_dsp_left_alone_when_product_feeds_logic(tmp_path):
+    from convhw.toolchain.netlist import absorb_dsp_registers
+    netlist = _dsp_netlist()
+    cells = netlist["modules"]["top"]["cells"]
+    cells["lut"] = {"type": "LUT4", "parameters": {},
+                    "port_directions": {"A": "input", "Z": "output"},
+                    "connections": {"A": [51], "Z": [70]}}
+    cells["fa0"]["connections"]["CLK"] = [3]
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(netlist))
+    assert absorb_dsp_registers(path) == (0, 0)
+    assert json.loads(path.read_text()) == netlist
+
+
+def test_synth_ecp5_runtime_dsp_registers(tmp_path):
+    _need("nextpnr-ecp5")
+    spec = ConvSpec(width=16, height=8, kernel_shape=(1, 2))
+    report = synthesize(spec, "ecp5-25k", build_dir=tmp_path)
+    assert report.fmax_mhz > 0 and report.dsps == 2
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"]
+    dsps = [cell for cell in cells.values() if cell["type"] == "MULT18X18D"]
+    assert len(dsps) == 2
+    for dsp in dsps:        # taps, coefficients and products all in the DSP's registers
+        for reg in ("INPUTA", "INPUTB", "OUTPUT"):
+            assert dsp["parameters"][f"REG_{reg}_CLK"] == "CLK0"
