@@ -35,6 +35,7 @@ from .adder_tree import adder_tree
 from .coefficients import CoefficientBank
 from .core_io import OutputQueue, core_signature
 from .delay import delay
+from .issue import IssueGate
 from .line_buffer import LineBuffer
 from .products import masked_terms
 from .requantize import requantize
@@ -71,14 +72,20 @@ class Conv2d(wiring.Component):
         pixel_shape = self.i.payload.data.shape()
         m.submodules.output = output = OutputQueue(bits=spec.out_bits, depth=spec.latency + 1)
         wiring.connect(m, output.o, wiring.flipped(self.o))
-        has_credit = output.can_start
 
         # P0: the scheduler issues one position per clock.
         m.submodules.scheduler = sched = Scheduler(spec)
+        reset = sched.initial_description
+        m.submodules.issue_gate = gate = IssueGate(
+            init=(1, reset["needs_input"], reset["at_start"]))
+        issue = gate.issue
         early_first = self.i.payload.first & ~sched.at_start
-        issue = has_credit & Mux(sched.needs_input, self.i.valid & ~early_first, 1)
         m.d.comb += [
-            self.i.ready.eq(has_credit & sched.needs_input & ~early_first),
+            gate.next_credit.eq(output.next_can_start),
+            gate.next_needs_input.eq(sched.next_needs_input),
+            gate.next_at_start.eq(sched.next_at_start),
+            gate.valid.eq(self.i.valid), gate.first.eq(self.i.payload.first),
+            self.i.ready.eq(gate.ready),
             sched.advance.eq(issue),
             sched.truncate.eq(sched.needs_input & self.i.valid & early_first),
         ]

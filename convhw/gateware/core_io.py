@@ -42,6 +42,8 @@ class OutputQueue(wiring.Component):
         A result enters the pipeline (it takes a credit until it leaves through ``o``).
     can_start : Out(1)
         A credit is free; depends on registers only.
+    next_can_start : Out(1)
+        ``can_start`` of the next cycle.
     w_en : In(1), w_data : In(pixel_layout(bits, True))
         A result leaving the pipeline.
     o : Out(stream.Signature(pixel_layout(bits, True)))
@@ -51,7 +53,7 @@ class OutputQueue(wiring.Component):
         self._depth = depth
         layout = pixel_layout(bits, True)
         super().__init__({
-            "start": In(1), "can_start": Out(1),
+            "start": In(1), "can_start": Out(1), "next_can_start": Out(1),
             "w_en": In(1), "w_data": In(layout),
             "o": Out(stream.Signature(layout)),
         })
@@ -66,8 +68,9 @@ class OutputQueue(wiring.Component):
         # ``owed < depth`` kept in a register (it gates a core's issue logic): computed from
         # the present count for each of the three ways the count can move.
         can_start = Signal(init=1)
-        m.d.sync += can_start.eq(Mux(self.start & ~pop, owed < self._depth - 1,
-                                     Mux(pop & ~self.start, 1, owed < self._depth)))
+        m.d.comb += self.next_can_start.eq(Mux(self.start & ~pop, owed < self._depth - 1,
+                                               Mux(pop & ~self.start, 1, owed < self._depth)))
+        m.d.sync += can_start.eq(self.next_can_start)
         m.d.comb += [
             self.can_start.eq(can_start),
             queue.w_en.eq(self.w_en),

@@ -51,6 +51,9 @@ class Scheduler(wiring.Component):
         Kernel rows and columns inside the frame for that output.
     next_column : Out
         ``column`` of the following position.
+    next_needs_input, next_at_start : Out(1)
+        ``needs_input`` and ``at_start`` of the next cycle (given ``advance`` and ``truncate``),
+        for callers that keep their own registered copy of the issue conditions.
     """
 
     def __init__(self, spec):
@@ -63,7 +66,14 @@ class Scheduler(wiring.Component):
             "emit": Out(1), "first": Out(1), "last": Out(1),
             "row_mask": Out(kh), "col_mask": Out(kw),
             "next_column": Out(range(spec.stream_width)),
+            "next_needs_input": Out(1), "next_at_start": Out(1),
         })
+
+    @property
+    def initial_description(self):
+        """The members ``needs_input`` ... ``col_mask`` after reset (Python values)."""
+        initial = self._initial_state()
+        return self._describe(initial, self._interval_values(initial), 1)
 
     # The state of a position: counters in stream space (vx, vy) and in padded output space
     # (ex, ey with their stride phases), and whether the frame was truncated.
@@ -239,5 +249,10 @@ class Scheduler(wiring.Component):
             with m.If(~ahead_starts_frame):
                 m.d.sync += ahead["truncating"].eq(1)
 
-        m.d.comb += self.next_column.eq(ahead["vx"])
+        m.d.comb += [
+            self.next_column.eq(ahead["vx"]),
+            self.next_needs_input.eq(Mux(self.advance, ahead_info["needs_input"],
+                                         registers["needs_input"] & ~self.truncate)),
+            self.next_at_start.eq(Mux(self.advance, ahead_starts_frame, registers["at_start"])),
+        ]
         return m

@@ -1,0 +1,76 @@
+"""Issue decision of a streaming core, from one 2-bit register and the input's valid and first.
+
+A position is issued when the output queue has a credit and, if it takes an input pixel, that
+pixel is valid and does not start a frame early (``first`` on a position other than a frame's
+first). That depends on three registers of the core (credit, needs input, at start) and two
+input signals: five inputs, two LUT levels on iCE40, and the decision is the clock enable of
+the scheduler, the line-buffer read and the pixel capture (a global buffer's worth of
+flip-flops). So the three registers are mirrored in one 2-bit mode register, computed from
+their next values, and the decision is a single 4-input function.
+"""
+
+from amaranth import *
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["IssueMode", "IssueGate"]
+
+
+class IssueMode(enum.Enum, shape=2):
+    WAIT = 0     # no credit
+    FREE = 1     # credit, no input needed
+    PIXEL = 2    # credit, needs a pixel that does not start a frame
+    START = 3    # credit, needs a pixel at a frame's first position
+
+    @classmethod
+    def of(cls, credit, needs_input, at_start):
+        """The mode for these conditions (hardware values or Python ints)."""
+        if not isinstance(credit, Value) and not isinstance(needs_input, Value) \
+                and not isinstance(at_start, Value):
+            if not credit:
+                return cls.WAIT
+            if not needs_input:
+                return cls.FREE
+            return cls.START if at_start else cls.PIXEL
+        return Mux(~credit, cls.WAIT, Mux(~needs_input, cls.FREE,
+                                          Mux(at_start, cls.START, cls.PIXEL)))
+
+
+class IssueGate(wiring.Component):
+    """Issue decision; ``init`` is ``(credit, needs_input, at_start)`` after reset.
+
+    Members
+    -------
+    next_credit, next_needs_input, next_at_start : In(1)
+        The core's issue conditions of the next cycle.
+    valid, first : In(1)
+        The input stream's ``valid`` and ``payload.first``.
+    issue : Out(1)
+        Issue the current position (and take the input pixel if it needs one).
+    ready : Out(1)
+        The input stream's ``ready``; does not depend on ``valid``.
+    """
+
+    next_credit: In(1)
+    next_needs_input: In(1)
+    next_at_start: In(1)
+    valid: In(1)
+    first: In(1)
+    issue: Out(1)
+    ready: Out(1)
+
+    def __init__(self, init):
+        self._init = IssueMode.of(*init)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        mode = Signal(IssueMode, init=self._init)
+        m.d.sync += mode.eq(IssueMode.of(self.next_credit, self.next_needs_input,
+                                         self.next_at_start))
+        takes_pixel = (mode == IssueMode.START) | ((mode == IssueMode.PIXEL) & ~self.first)
+        m.d.comb += [
+            self.ready.eq(takes_pixel),
+            self.issue.eq((mode == IssueMode.FREE) | (takes_pixel & self.valid)),
+        ]
+        return m
