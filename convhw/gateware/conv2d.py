@@ -79,7 +79,6 @@ class Conv2d(wiring.Component):
         m.submodules.issue_gate = gate = IssueGate(
             init=(1, reset["needs_input"], reset["at_start"]))
         issue = gate.issue
-        early_first = self.i.payload.first & ~sched.at_start
         m.d.comb += [
             gate.next_credit.eq(output.next_can_start),
             gate.next_needs_input.eq(sched.next_needs_input),
@@ -87,7 +86,7 @@ class Conv2d(wiring.Component):
             gate.valid.eq(self.i.valid), gate.first.eq(self.i.payload.first),
             self.i.ready.eq(gate.ready),
             sched.advance.eq(issue),
-            sched.truncate.eq(sched.needs_input & self.i.valid & early_first),
+            sched.truncate.eq(gate.early_first),
         ]
         m.d.comb += output.start.eq(issue & sched.emit)
 

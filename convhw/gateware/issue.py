@@ -49,6 +49,10 @@ class IssueGate(wiring.Component):
         Issue the current position (and take the input pixel if it needs one).
     ready : Out(1)
         The input stream's ``ready``; does not depend on ``valid``.
+    early_first : Out(1)
+        A valid pixel with ``first`` waits at a position that needs a pixel but does not start
+        a frame (while a credit is free: ending the frame early takes no credit, but waiting
+        for one keeps this a function of the same four inputs as ``issue``).
     """
 
     next_credit: In(1)
@@ -58,6 +62,7 @@ class IssueGate(wiring.Component):
     first: In(1)
     issue: Out(1)
     ready: Out(1)
+    early_first: Out(1)
 
     def __init__(self, init):
         self._init = IssueMode.of(*init)
@@ -71,6 +76,7 @@ class IssueGate(wiring.Component):
         takes_pixel = (mode == IssueMode.START) | ((mode == IssueMode.PIXEL) & ~self.first)
         m.d.comb += [
             self.ready.eq(takes_pixel),
+            self.early_first.eq((mode == IssueMode.PIXEL) & self.first & self.valid),
             self.issue.eq((mode == IssueMode.FREE) | (takes_pixel & self.valid)),
         ]
         return m

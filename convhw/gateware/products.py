@@ -46,7 +46,7 @@ def masked_terms(m, spec, taps, inside, bank=None):
     """
     xlo, xhi = spec.pixel_range
     extra = spec.product_stages
-    masked_taps, late_coeffs = {}, {}
+    early_taps, masked_taps, late_coeffs = {}, {}, {}
 
     def gate(row, col, value):
         mask = inside(row, col)
@@ -57,10 +57,16 @@ def masked_terms(m, spec, taps, inside, bank=None):
         m.d.sync += reg.eq(value)
         return reg
 
+    def early_tap(row, col):
+        """The masked tap, registered once."""
+        if (row, col) not in early_taps:
+            early_taps[row, col] = register(gate(row, col, taps[row][col]), f"tap_{row}_{col}")
+        return early_taps[row, col]
+
     def masked_tap(row, col):
         """The masked tap, valid one cycle before the products."""
         if (row, col) not in masked_taps:
-            masked = register(gate(row, col, taps[row][col]), f"tap_{row}_{col}")
+            masked = early_tap(row, col)
             if extra:
                 masked = register(masked, f"tap_{row}_{col}_late")
             masked_taps[row, col] = masked
@@ -89,6 +95,12 @@ def masked_terms(m, spec, taps, inside, bank=None):
             terms.append(Term(masked_tap(row, col), xlo, xhi, shift, negative))
         else:
             assert kind == PARTIAL
-            gated = Mux(late_coeff(row, col)[shift], masked_tap(row, col), 0)
+            if extra:
+                # Gated in the stage the partial products wait for the DSP products, so the
+                # adder tree starts from registers (iCE40 Fmax).
+                gated = register(Mux(bank.active_late[row][col][shift], early_tap(row, col), 0),
+                                 f"partial_{row}_{col}_{shift}")
+            else:
+                gated = Mux(late_coeff(row, col)[shift], masked_tap(row, col), 0)
             terms.append(Term(gated, min(xlo, 0), max(xhi, 0), shift, negative))
     return terms
