@@ -48,7 +48,10 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
     Between the coarse steps and RAM mapping, memories that the gateware marks ``no_rw_check``
     (line buffers that never read a column in the cycle it is written) get their read/write
     collisions declared don't-care, which is what the attribute means: this Yosys otherwise
-    builds collision logic between the block RAM and its output register.
+    builds collision logic between the block RAM and its output register. On ECP5,
+    ``opt_clean -purge`` runs before LUT mapping: without it, abc9 of Yosys 0.70 fails an
+    assertion (``GetSize(conn.first) == GetSize(conn.second)``, renaming its output to ``dout``)
+    on some cores with registered DSP inputs (4x4 or 5x5 runtime coefficients, all taps DSP).
     """
     target = get_target(target)
     if target.family == "ice40":
@@ -57,11 +60,16 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
             synth += " -dsp"
     else:
         synth = "synth_ecp5 -top top" + ("" if target.dsps else " -nodsp")
+    if target.family == "ice40":
+        mapping = [f"{synth} -run map_ram: -json {netlist_path}"]
+    else:
+        mapping = [f"{synth} -run map_ram:map_luts", "opt_clean -purge",
+                   f"{synth} -run map_luts: -json {netlist_path}"]
     return "; ".join([
         f"read_rtlil {rtlil_path}",
         f"{synth} -run begin:map_ram",
         "setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:no_rw_check %i",
-        f"{synth} -run map_ram: -json {netlist_path}",
+        *mapping,
         f"tee -q -o {stat_path} stat -json",
     ])
 
