@@ -7,7 +7,7 @@ valid/ready behaviour: ``valid`` never depends on ``ready`` and the payload hold
 """
 
 from amaranth import *
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import coefficient_port_signature, pixel_layout
@@ -60,10 +60,39 @@ class OutputQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = queue = fifo.SyncFIFOBuffered(
-            width=len(self.w_data.as_value()), depth=self._depth)
+        width = len(self.w_data.as_value())
+        # A memory of results and a read stage (the block RAM's output is the payload). The
+        # credits guarantee that a write never finds the memory full, so nothing checks it, and
+        # that a row is never read in the cycle it is written (``no_rw_check``).
+        rows = 1 << max(1, (self._depth - 1).bit_length())
+        m.submodules.storage = storage = memory.Memory(
+            shape=width, depth=rows, init=[], attrs={"no_rw_check": 1})
+        wr, rd = storage.write_port(), storage.read_port()
+        write_addr = Signal(range(rows))
+        read_addr = Signal(range(rows))
+        stored = Signal(range(rows + 1))      # written, not yet read into the output stage
+        has_stored = Signal()                 # ``stored != 0``, kept in a register
+        valid = Signal()
+        pop = valid & self.o.ready
+        fetch = has_stored & (~valid | self.o.ready)
+        m.d.comb += [
+            wr.en.eq(self.w_en), wr.addr.eq(write_addr), wr.data.eq(self.w_data),
+            rd.en.eq(fetch), rd.addr.eq(read_addr),
+        ]
+        # Written as conditions rather than arithmetic on the enables, so a Verilog simulator's
+        # unknown values in the pipeline before its first real result never reach the counts.
+        with m.If(self.w_en):
+            m.d.sync += [write_addr.eq(write_addr + 1), has_stored.eq(1)]
+            with m.If(~fetch):
+                m.d.sync += stored.eq(stored + 1)
+        with m.Elif(fetch):
+            m.d.sync += [stored.eq(stored - 1), has_stored.eq(stored > 1)]
+        with m.If(fetch):
+            m.d.sync += [read_addr.eq(read_addr + 1), valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += valid.eq(0)
+
         owed = Signal(range(self._depth + 1))
-        pop = self.o.valid & self.o.ready
         m.d.sync += owed.eq(owed + self.start - pop)
         # ``owed < depth`` kept in a register (it gates a core's issue logic): computed from
         # the present count for each of the three ways the count can move.
@@ -73,10 +102,7 @@ class OutputQueue(wiring.Component):
         m.d.sync += can_start.eq(self.next_can_start)
         m.d.comb += [
             self.can_start.eq(can_start),
-            queue.w_en.eq(self.w_en),
-            queue.w_data.eq(self.w_data),
-            self.o.valid.eq(queue.r_rdy),
-            self.o.payload.eq(queue.r_data),
-            queue.r_en.eq(self.o.ready),
+            self.o.valid.eq(valid),
+            self.o.payload.eq(rd.data),
         ]
         return m
