@@ -52,6 +52,16 @@ def masked_terms(m, spec, taps, inside, bank=None):
         mask = inside(row, col)
         return value if mask is None else Mux(mask, value, 0)
 
+    def zero_unless(row, col, value):
+        """``gate`` as an AND, not a multiplexer: Yosys then keeps it as logic in front of the
+        register rather than a per-tap synchronous reset, so every multiplier's registers share
+        one reset, as the DSP blocks that share control signals need."""
+        mask = inside(row, col)
+        if mask is None:
+            return value
+        masked = value.as_unsigned() & mask.replicate(len(value))
+        return masked.as_signed() if value.shape().signed else masked
+
     def register(value, name):
         reg = Signal(value.shape(), name=name)
         m.d.sync += reg.eq(value)
@@ -85,7 +95,7 @@ def masked_terms(m, spec, taps, inside, bank=None):
             cb = spec.coeff_bits
             corners = [c * x for c in (-(1 << (cb - 1)), (1 << (cb - 1)) - 1) for x in (xlo, xhi)]
             # Multiplier input registers, each feeding only the multiplier, then the product.
-            tap_in = register(gate(row, col, taps[row][col]), f"dsp_tap_{row}_{col}")
+            tap_in = register(zero_unless(row, col, taps[row][col]), f"dsp_tap_{row}_{col}")
             coeff_in = register(bank.active[row][col], f"dsp_coeff_{row}_{col}")
             product = Signal(signed(signed_bits(min(corners), max(corners))),
                              name=f"product_{row}_{col}")
