@@ -68,29 +68,33 @@ class OutputQueue(wiring.Component):
         m.submodules.storage = storage = memory.Memory(
             shape=width, depth=rows, init=[], attrs={"no_rw_check": 1})
         wr, rd = storage.write_port(), storage.read_port()
-        write_addr = Signal(range(rows))
-        read_addr = Signal(range(rows))
+        # Results live at ``read_addr`` .. ``read_addr + stored - 1``: only ``stored`` needs a
+        # reset, so the read address is a register without reset, enabled by the read alone
+        # (an iCE40 flip-flop's reset acts only with its enable: a reset would widen that).
+        read_addr = Signal(range(rows), reset_less=True)
         stored = Signal(range(rows + 1))      # written, not yet read into the output stage
         has_stored = Signal()                 # ``stored != 0``, kept in a register
         valid = Signal()
         pop = valid & self.o.ready
         fetch = has_stored & (~valid | self.o.ready)
         m.d.comb += [
-            wr.en.eq(self.w_en), wr.addr.eq(write_addr), wr.data.eq(self.w_data),
+            wr.en.eq(self.w_en), wr.addr.eq(read_addr + stored), wr.data.eq(self.w_data),
             rd.en.eq(fetch), rd.addr.eq(read_addr),
         ]
         # Written as conditions rather than arithmetic on the enables, so a Verilog simulator's
         # unknown values in the pipeline before its first real result never reach the counts.
+        # The two flags are plain logic of registers (no clock enable to merge into another LUT).
+        # ``stored`` never holds (it adds or subtracts ``fetch``), so it needs no enable either.
         with m.If(self.w_en):
-            m.d.sync += [write_addr.eq(write_addr + 1), has_stored.eq(1)]
-            with m.If(~fetch):
-                m.d.sync += stored.eq(stored + 1)
-        with m.Elif(fetch):
-            m.d.sync += [stored.eq(stored - 1), has_stored.eq(stored > 1)]
+            m.d.sync += [has_stored.eq(1), stored.eq(stored + 1 - fetch)]
+        with m.Else():
+            m.d.sync += [
+                has_stored.eq((fetch & (stored > 1)) | (has_stored & valid & ~self.o.ready)),
+                stored.eq(stored - fetch),
+            ]
         with m.If(fetch):
-            m.d.sync += [read_addr.eq(read_addr + 1), valid.eq(1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += valid.eq(0)
+            m.d.sync += read_addr.eq(read_addr + 1)
+        m.d.sync += valid.eq(fetch | (valid & ~self.o.ready))
 
         owed = Signal(range(self._depth + 1))
         m.d.sync += owed.eq(owed + self.start - pop)

@@ -35,6 +35,14 @@ def _mux(select, if_true, if_false):
     return if_true if select else if_false
 
 
+def _select(select, if_true, if_false):
+    """``_mux`` written as logic, so that synthesis does not turn a hold (``if_false`` is the
+    register itself) into a clock enable merged with ``advance``, one LUT deeper."""
+    if isinstance(select, Value):
+        return (select & if_true) | (~select & if_false)
+    return if_true if select else if_false
+
+
 class Scheduler(wiring.Component):
     """Stream positions of ``spec``.
 
@@ -173,7 +181,7 @@ class Scheduler(wiring.Component):
             wrap, increment = steps[counter]
             stepped = (flag & (value != hi - 1)) | ((value == lo - 1) & int(lo < hi))
             result[key] = _mux(wraps["at_end"], int(lo <= initial[counter] < hi),
-                               _mux(wrap, int(lo <= 0 < hi), _mux(increment, stepped, flag)))
+                               _mux(wrap, int(lo <= 0 < hi), _select(increment, stepped, flag)))
         return result
 
     def _describe(self, s, flags, starts_frame):
