@@ -42,13 +42,18 @@ def fit_to_target(spec, target):
 
 
 def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
-                 stat_path="stat.json"):
+                 stat_path="stat.json", purge=False):
     """The Yosys commands that map ``rtlil_path`` to ``target``'s primitives.
 
     Between the coarse steps and RAM mapping, memories that the gateware marks ``no_rw_check``
     (line buffers that never read a column in the cycle it is written) get their read/write
     collisions declared don't-care, which is what the attribute means: this Yosys otherwise
-    builds collision logic between the block RAM and its output register.
+    builds collision logic between the block RAM and its output register. With ``purge``,
+    ``opt_clean -purge`` runs before LUT mapping: without it, abc9 of Yosys 0.70 fails an
+    assertion (``GetSize(conn.first) == GetSize(conn.second)``, renaming its output to ``dout``)
+    on some ECP5 cores with registered DSP inputs (4x4 or 5x5 runtime coefficients, all taps
+    DSP). :func:`synthesize` purges only for ECP5 cores with DSP products, because the purge
+    moves other cores' placement (3x3 constant: 236 -> 218 MHz).
     """
     target = get_target(target)
     if target.family == "ice40":
@@ -57,11 +62,16 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
             synth += " -dsp"
     else:
         synth = "synth_ecp5 -top top" + ("" if target.dsps else " -nodsp")
+    if not purge:
+        mapping = [f"{synth} -run map_ram: -json {netlist_path}"]
+    else:
+        mapping = [f"{synth} -run map_ram:map_luts", "opt_clean -purge",
+                   f"{synth} -run map_luts: -json {netlist_path}"]
     return "; ".join([
         f"read_rtlil {rtlil_path}",
         f"{synth} -run begin:map_ram",
         "setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:no_rw_check %i",
-        f"{synth} -run map_ram: -json {netlist_path}",
+        *mapping,
         f"tee -q -o {stat_path} stat -json",
     ])
 
@@ -131,7 +141,9 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     progress(f"yosys: synthesizing for {target.description}...")
     logs = {"yosys": os.path.join(build_dir, "yosys.log"),
             "nextpnr": os.path.join(build_dir, "nextpnr.log")}
-    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", yosys_script(target)], cwd=build_dir,
+    purge = target.family == "ecp5" and getattr(spec, "dsp_taps", 0) > 0
+    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", yosys_script(target, purge=purge)],
+             cwd=build_dir,
              log_path=os.path.join(build_dir, "yosys.out"), env=env)
     luts, ffs, cells, line_buffer_brams = parse_yosys_stat(
         os.path.join(build_dir, "stat.json"), os.path.join(build_dir, "top.json"),
