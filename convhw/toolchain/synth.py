@@ -52,8 +52,9 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
     ``opt_clean -purge`` runs before LUT mapping: without it, abc9 of Yosys 0.70 fails an
     assertion (``GetSize(conn.first) == GetSize(conn.second)``, renaming its output to ``dout``)
     on some ECP5 cores with registered DSP inputs (4x4 or 5x5 runtime coefficients, all taps
-    DSP). :func:`synthesize` purges only for ECP5 cores with DSP products, because the purge
-    moves other cores' placement (3x3 constant: 236 -> 218 MHz).
+    DSP), and on others writes a netlist with a multiply driven net (3x3 runtime at W=640).
+    :func:`synthesize` purges only for ECP5 cores with DSP products, because the purge moves
+    other cores' placement (3x3 constant: 236 -> 218 MHz).
     """
     target = get_target(target)
     if target.family == "ice40":
