@@ -84,9 +84,10 @@ class OutputQueue(wiring.Component):
         # Written as conditions rather than arithmetic on the enables, so a Verilog simulator's
         # unknown values in the pipeline before its first real result never reach the counts.
         # The two flags are plain logic of registers (no clock enable to merge into another LUT).
-        # ``stored`` never holds (it adds or subtracts ``fetch``), so it needs no enable either.
+        # ``stored`` never holds (it adds ``~fetch`` or subtracts ``fetch``: one adder each), so it
+        # needs no enable either.
         with m.If(self.w_en):
-            m.d.sync += [has_stored.eq(1), stored.eq(stored + 1 - fetch)]
+            m.d.sync += [has_stored.eq(1), stored.eq(stored + ~fetch)]
         with m.Else():
             m.d.sync += [
                 has_stored.eq((fetch & (stored > 1)) | (has_stored & valid & ~self.o.ready)),
