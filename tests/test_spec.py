@@ -294,7 +294,12 @@ def test_schedule_numbers():
     s = ConvSpec(width=64, height=64, kernel_shape=(3, 3), padding="same")
     assert s.stream_width == 64 and s.positions_per_frame == 65 * 64 + 1
     assert s.output_position(0, 0) == 64 + 1 and s.output_position(63, 63) == 65 * 64
-    assert s.latency == s.FRONT_STAGES + s.tree_depth + s.back_stages + s.FIFO_LATENCY
+    assert s.product_stages == 1 and s.replace(max_dsps=0).product_stages == 0
+    assert s.latency == (s.FRONT_STAGES + s.product_stages + s.tree_depth + s.back_stages
+                         + s.FIFO_LATENCY)
+    logic = s.replace(max_dsps=0)
+    assert logic.latency == (logic.FRONT_STAGES + logic.tree_depth + logic.back_stages
+                             + logic.FIFO_LATENCY)
     assert s.cycles_per_frame == 65 * 64 + s.latency <= 64 * 64 + 2 * 64 + 32
     wide = ConvSpec(width=5, height=4, kernel_shape=(1, 3), padding=(0, 2), stride=(1, 3))
     assert wide.out_shape == (4, 3) and wide.stream_width == 7
