@@ -21,6 +21,12 @@ from .adder_tree import Term
 
 __all__ = ["masked_terms"]
 
+#: With DSP products, the partial products of at most this many logic taps are gated and
+#: registered one by one (the adder tree then starts from registers: iCE40 Fmax with one logic
+#: tap beside the DSPs). More logic taps keep one late register per tap instead: per-digit
+#: registers cost ``coeff_bits`` times the flip-flops, and a 5x5 core would no longer fit a UP5K.
+MAX_REGISTERED_PARTIAL_TAPS = 2
+
 
 def masked_terms(m, spec, taps, inside, bank=None):
     """Register the adder-tree inputs of one position.
@@ -89,6 +95,8 @@ def masked_terms(m, spec, taps, inside, bank=None):
             late_coeffs[row, col] = register(coeff, f"coeff_{row}_{col}_late") if extra else coeff
         return late_coeffs[row, col]
 
+    partial_taps = {(row, col) for row, col, kind, *_ in spec.terms if kind == PARTIAL}
+    register_partials = extra and len(partial_taps) <= MAX_REGISTERED_PARTIAL_TAPS
     terms = []
     for row, col, kind, shift, negative in spec.terms:
         if kind == PRODUCT:
@@ -105,7 +113,7 @@ def masked_terms(m, spec, taps, inside, bank=None):
             terms.append(Term(masked_tap(row, col), xlo, xhi, shift, negative))
         else:
             assert kind == PARTIAL
-            if extra:
+            if register_partials:
                 # Gated in the stage the partial products wait for the DSP products, so the
                 # adder tree starts from registers (iCE40 Fmax).
                 gated = register(Mux(bank.active_late[row][col][shift], early_tap(row, col), 0),
