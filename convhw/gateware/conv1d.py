@@ -38,7 +38,7 @@ from amaranth.lib import data, wiring
 from ..spec1d import Conv1dSpec
 from .adder_tree import adder_tree
 from .coefficients import CoefficientBank
-from .core_io import OutputQueue, core_signature
+from .core_io import StreamingCore
 from .delay import delay
 from .products import masked_terms
 from .requantize import requantize
@@ -48,7 +48,7 @@ from .window import Window
 __all__ = ["Conv1d"]
 
 
-class Conv1d(wiring.Component):
+class Conv1d(StreamingCore):
     """Streaming 1-D convolution described by a :class:`~convhw.spec1d.Conv1dSpec`.
 
     Members
@@ -61,22 +61,13 @@ class Conv1d(wiring.Component):
         Runtime coefficients only.
     """
 
-    def __init__(self, spec):
-        if not isinstance(spec, Conv1dSpec):
-            raise TypeError(f"'spec' must be a Conv1dSpec, not {spec!r}")
-        self._spec = spec
-        super().__init__(core_signature(spec))
-
-    @property
-    def spec(self):
-        return self._spec
+    spec_type = Conv1dSpec
 
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
         taps = spec.kernel_size
-        m.submodules.output = output = OutputQueue(bits=spec.out_bits, depth=spec.latency + 1)
-        wiring.connect(m, output.o, wiring.flipped(self.o))
+        output = self.output_queue(m)
 
         # P0: issue a position; its sample (zero past the end) enters the tap line.
         m.submodules.schedule = sched = Schedule1d(spec)
@@ -121,10 +112,5 @@ class Conv1d(wiring.Component):
         result = requantize(m, adder_tree(m, terms), spec.row_spec)
         # s1 is one cycle past the issue; the result enters the FIFO pipeline_depth past it.
         done = delay(m, s1, spec.pipeline_depth - 1, "control")
-        m.d.comb += [
-            output.w_en.eq(done.emit),
-            output.w_data.data.eq(result),
-            output.w_data.first.eq(done.first),
-            output.w_data.last.eq(done.last),
-        ]
+        self.write_result(m, output, done, result)
         return m

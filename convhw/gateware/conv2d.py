@@ -33,7 +33,7 @@ from amaranth.lib import data, wiring
 from ..spec import ConvSpec
 from .adder_tree import adder_tree
 from .coefficients import CoefficientBank
-from .core_io import OutputQueue, core_signature
+from .core_io import StreamingCore
 from .delay import delay
 from .issue import IssueGate
 from .line_buffer import LineBuffer
@@ -45,7 +45,7 @@ from .window import Window
 __all__ = ["Conv2d"]
 
 
-class Conv2d(wiring.Component):
+class Conv2d(StreamingCore):
     """Streaming 2-D convolution described by a :class:`~convhw.ConvSpec`.
 
     Members
@@ -55,23 +55,14 @@ class Conv2d(wiring.Component):
     coef : In(coefficient_port_signature(spec)), runtime coefficients only
     """
 
-    def __init__(self, spec):
-        if not isinstance(spec, ConvSpec):
-            raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
-        self._spec = spec
-        super().__init__(core_signature(spec))
-
-    @property
-    def spec(self):
-        return self._spec
+    spec_type = ConvSpec
 
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
         kh, kw = spec.kernel_shape
         pixel_shape = self.i.payload.data.shape()
-        m.submodules.output = output = OutputQueue(bits=spec.out_bits, depth=spec.latency + 1)
-        wiring.connect(m, output.o, wiring.flipped(self.o))
+        output = self.output_queue(m)
 
         # P0: the scheduler issues one position per clock.
         m.submodules.scheduler = sched = Scheduler(spec)
@@ -144,10 +135,5 @@ class Conv2d(wiring.Component):
         result = requantize(m, adder_tree(m, terms), spec)
         done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
         assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
-        m.d.comb += [
-            output.w_en.eq(done.emit),
-            output.w_data.data.eq(result),
-            output.w_data.first.eq(done.first),
-            output.w_data.last.eq(done.last),
-        ]
+        self.write_result(m, output, done, result)
         return m

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import coefficient_port_signature, pixel_layout
 
-__all__ = ["core_signature", "OutputQueue"]
+__all__ = ["core_signature", "OutputQueue", "StreamingCore"]
 
 
 def core_signature(spec):
@@ -111,3 +111,37 @@ class OutputQueue(wiring.Component):
             self.o.payload.eq(rd.data),
         ]
         return m
+
+
+class StreamingCore(wiring.Component):
+    """What Conv2d and Conv1d share: a spec of ``spec_type``, :func:`core_signature` members,
+    and a credit-managed :class:`OutputQueue` that the pipeline's results enter."""
+
+    spec_type = None
+
+    def __init__(self, spec):
+        if not isinstance(spec, self.spec_type):
+            raise TypeError(f"'spec' must be a {self.spec_type.__name__}, not {spec!r}")
+        self._spec = spec
+        super().__init__(core_signature(spec))
+
+    @property
+    def spec(self):
+        return self._spec
+
+    def output_queue(self, m):
+        """Add the output queue to ``m``, driving ``o``; the caller drives its ``start``."""
+        m.submodules.output = output = OutputQueue(bits=self._spec.out_bits,
+                                                   depth=self._spec.latency + 1)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
+        return output
+
+    @staticmethod
+    def write_result(m, output, control, result):
+        """Enter ``result`` into ``output`` with the ``emit``/``first``/``last`` of ``control``."""
+        m.d.comb += [
+            output.w_en.eq(control.emit),
+            output.w_data.data.eq(result),
+            output.w_data.first.eq(control.first),
+            output.w_data.last.eq(control.last),
+        ]
