@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from .stalls import INPUT, OUTPUT, StallPattern
 
-__all__ = ["SimResult", "simulate", "pysim"]
+__all__ = ["SimResult", "simulate", "pysim", "describe_mismatch"]
 
 
 @dataclass
@@ -226,3 +226,15 @@ def marker_errors(markers, out_shape):
             if len(errors) > 10:
                 break
     return errors
+
+
+def describe_mismatch(got, expected):
+    """``None`` when ``got`` equals ``expected`` exactly, else how many outputs differ and the
+    first one (index, got, expected)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    bad = np.argwhere(got != expected)
+    if not len(bad):
+        return None
+    where = tuple(int(v) for v in bad[0])
+    return (f"{len(bad)} outputs differ, first at {where}: got {got[where]}, "
+            f"expected {expected[where]}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from convhw.gateware.conv1d import Conv1d
 from convhw.golden import conv1d
-from convhw.harness import simulate
+from convhw.harness import describe_mismatch, simulate
 from convhw.spec1d import Conv1dSpec
 
 __all__ = ["chirp", "lowpass", "fir_spec", "main"]
@@ -81,9 +81,7 @@ def main(argv=None):
         for error in result.errors:
             print(f"    {error}")
         if not exact:
-            bad = np.flatnonzero(result.frames[0] != expected)
-            print(f"    {bad.size} wrong outputs, first at {bad[0]}: "
-                  f"{result.frames[0][bad[0]]} != {expected[bad[0]]}")
+            print(f"    {describe_mismatch(result.frames[0], expected)}")
 
     quarter = args.length // 4
     low = rms_db(expected[:quarter]) - rms_db(x[:quarter])

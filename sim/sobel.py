@@ -17,7 +17,7 @@ import numpy as np
 
 from convhw import Conv2d, ConvSpec
 from convhw.golden import run_spec
-from convhw.harness import simulate
+from convhw.harness import describe_mismatch, simulate
 
 __all__ = ["SOBEL_X", "SOBEL_Y", "demo_picture", "sobel_spec", "main"]
 
@@ -93,10 +93,7 @@ def main(argv=None):
             for error in result.errors[:5]:
                 print(f"    {error}")
             if not exact:
-                bad = np.argwhere(result.frames[0] != expected)
-                y, x = bad[0]
-                print(f"    {len(bad)} wrong outputs, first at (y={y}, x={x}): "
-                      f"{result.frames[0][y, x]} != {expected[y, x]}")
+                print(f"    {describe_mismatch(result.frames[0], expected)}")
 
     magnitude = np.abs(gradients[0]) + np.abs(gradients[1])
     edges = magnitude >= 4 * 32  # a step of 32 grey levels or more

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from ..golden import run_spec
-from ..harness import simulate
+from ..harness import describe_mismatch, simulate
 from ..images import IMAGE_SUFFIXES, load_frame, save_frame
 from .errors import CliError, tool_failure
 from .options import add_spec_arguments, runtime_kernel, spec_from_args
@@ -95,11 +95,9 @@ def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
     mismatches = []
     if result is not None:
         for index, (got, want) in enumerate(zip(result.frames, expected)):
-            bad = np.argwhere(np.asarray(got) != np.asarray(want))
-            if len(bad):
-                where = tuple(int(v) for v in bad[0])
-                mismatches.append(f"frame {index}: {len(bad)} outputs differ, first at {where}: "
-                                  f"got {got[where]}, expected {want[where]}")
+            difference = describe_mismatch(got, want)
+            if difference:
+                mismatches.append(f"frame {index}: {difference}")
     errors = ([hung] if hung else []) + (list(result.errors) if result else []) + mismatches
     pixels = sum(int(np.prod(frame.shape)) for frame in frames)
     cycles = result.cycles if result else None
