@@ -6,7 +6,7 @@ integers (``dtype=object``) otherwise. Vectorized over pixels; the only loop is 
 
 import numpy as np
 
-__all__ = ["conv2d", "conv1d", "requantize", "run_spec"]
+__all__ = ["conv2d", "conv1d", "conv_layer", "requantize", "run_spec"]
 
 
 def _pair(value):
@@ -26,12 +26,48 @@ def _exact_dtype(image, kernel):
     return np.int64 if big < 2**62 else object
 
 
-def requantize(acc, *, shift=None, out_bits=None):
-    """Round half up by ``shift`` bits (arithmetic shift), then saturate to signed ``out_bits``."""
-    if shift:
-        if shift > 62 and np.asarray(acc).dtype != object:
-            acc = np.asarray(acc).astype(object)  # the rounding constant leaves int64
-        acc = (acc + (1 << (shift - 1))) >> shift
+def _channel_values(value, acc, axis):
+    """A per-channel parameter as an array that broadcasts against ``acc`` along ``axis``."""
+    value = np.asarray(value, dtype=object if acc.dtype == object else np.int64)
+    if value.ndim == 0:
+        return value
+    shape = [1] * acc.ndim
+    shape[axis] = len(value)
+    return value.reshape(shape)
+
+
+def requantize(acc, *, shift=None, out_bits=None, bias=None, relu=False, scale=None,
+               rounding="half-up", channel_axis=0):
+    """The output stage of :mod:`convhw.requant`: add ``bias``, ReLU, multiply by ``scale``,
+    round by ``shift`` bits (``half-up``, or ``half-even`` ties), saturate to signed
+    ``out_bits``. ``bias``, ``scale`` and ``shift`` may give one value per channel along
+    ``channel_axis``."""
+    acc = np.asarray(acc)
+    shifts = np.atleast_1d(np.asarray(0 if shift is None else shift, dtype=object))
+    growth = max(abs(int(v)) for v in np.ravel(scale)) if scale is not None else 1
+    peak = int(np.abs(acc).max(initial=0)) + (0 if bias is None else
+                                               max(abs(int(b)) for b in np.ravel(bias)))
+    if acc.dtype != object and (peak * growth >= 2**61 or max(shifts) > 61):
+        acc = acc.astype(object)  # products or rounding constants leave int64
+    if bias is not None:
+        acc = acc + _channel_values(bias, acc, channel_axis)
+    if relu:
+        acc = np.maximum(acc, 0)
+    if scale is not None:
+        acc = acc * _channel_values(scale, acc, channel_axis)
+    if any(shifts):
+        s = _channel_values(shifts if len(shifts) > 1 else shifts[0], acc, channel_axis)
+        if acc.dtype != object:
+            s = s.astype(np.int64)
+        half = np.where(s > 0, np.left_shift(1, np.maximum(s - 1, 0)), 0)
+        if acc.dtype == object:
+            half = half.astype(object)
+        if rounding == "half-even":
+            acc = (acc + np.maximum(half - 1, 0) + ((acc >> s) & 1) * (s > 0)) >> s
+        elif rounding == "half-up":
+            acc = (acc + half) >> s
+        else:
+            raise ValueError(f"rounding must be 'half-up' or 'half-even', not {rounding!r}")
     if out_bits is not None:
         acc = np.clip(acc, -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1)
     return acc
@@ -91,9 +127,59 @@ def conv1d(x, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=None
     return out[0]
 
 
+def conv_layer(x, weights, *, bias=None, groups=1, stride=1, padding=0, dilation=1,
+               flip=False):
+    """Exact accumulators ``(Cout, OH, OW)`` of a CNN layer, bias added.
+
+    ``x`` is ``(Cin, H, W)``; ``weights`` is ``(Cout, Cin/groups, KH, KW)`` (PyTorch's layout);
+    output channel ``co`` correlates the input channels of its group,
+    ``co // (Cout/groups)``. ``stride``, ``padding``, ``dilation`` and ``flip`` are as for
+    :func:`conv2d`. Vectorized over pixels and channels; the only loop is over kernel taps.
+    """
+    x, weights = np.asarray(x), np.asarray(weights)
+    if x.ndim != 3 or weights.ndim != 4:
+        raise ValueError(f"x must be (Cin, H, W) and weights (Cout, Cin/groups, KH, KW), not "
+                         f"shapes {x.shape} and {weights.shape}")
+    cin, cout = x.shape[0], weights.shape[0]
+    if cin != weights.shape[1] * groups or cout % groups:
+        raise ValueError(f"weights {weights.shape} with groups={groups} do not fit {cin} input "
+                         f"channels")
+    if flip:
+        weights = weights[:, :, ::-1, ::-1]
+    (sy, sx), (dy, dx) = _pair(stride), _pair(dilation)
+    kh, kw = weights.shape[2:]
+    spans = (dy * (kh - 1) + 1, dx * (kw - 1) + 1)
+    (top, bottom), (left, right) = _pads(padding, spans)
+    products = int(np.abs(x).max(initial=0)) * int(np.abs(weights).max(initial=0)) \
+        * weights[0].size
+    peak = products + (0 if bias is None else int(np.abs(np.asarray(bias)).max(initial=0)))
+    dtype = np.int64 if peak < 2**62 else object
+    padded = np.zeros((cin, top + x.shape[1] + bottom, left + x.shape[2] + right), dtype)
+    padded[:, top:top + x.shape[1], left:left + x.shape[2]] = x.astype(dtype)
+    out_h = (padded.shape[1] - spans[0]) // sy + 1
+    out_w = (padded.shape[2] - spans[1]) // sx + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError("image too small for the kernel")
+    # (groups, Cout/groups, Cin/groups) weights per tap, times (groups, Cin/groups, pixels).
+    grouped = weights.astype(dtype).reshape(groups, cout // groups, cin // groups, kh, kw)
+    acc = np.zeros((groups, cout // groups, out_h * out_w), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, i * dy: i * dy + (out_h - 1) * sy + 1: sy,
+                            j * dx: j * dx + (out_w - 1) * sx + 1: sx]
+            acc += np.matmul(grouped[:, :, :, i, j],
+                             window.reshape(groups, cin // groups, out_h * out_w))
+    acc = acc.reshape(cout, out_h, out_w)
+    if bias is not None:
+        acc = acc + np.asarray(bias, dtype=dtype).reshape(cout, 1, 1)
+    return acc
+
+
 def run_spec(spec, image, kernel=None):
-    """The golden output of ``spec`` (2-D or 1-D) for one frame; ``kernel`` is needed at
-    runtime only."""
+    """The golden output of ``spec`` (2-D, 1-D or a layer) for one frame; ``kernel`` (the
+    weights of a layer) is needed at runtime only."""
+    if getattr(spec, "out_channels", 1) != 1 or getattr(spec, "is_layer", False):
+        return _run_layer(spec, image, kernel)
     if kernel is None:
         kernel = spec.kernel
         if kernel is None:
@@ -107,3 +193,22 @@ def run_spec(spec, image, kernel=None):
                   dilation=spec.dilation, flip=spec.flip,
                   shift=spec.shift if spec.requantize else None,
                   out_bits=spec.out_bits if spec.requantize else None)
+
+
+def _run_layer(spec, image, weights):
+    image = np.asarray(image)
+    x = image if spec.is_layer else image[np.newaxis]
+    if weights is None:
+        weights = spec.weights
+        if weights is None:
+            raise ValueError("a runtime-coefficient spec needs the weights to compute its output")
+    weights = np.asarray(weights)
+    if weights.ndim == 2:  # one kernel on every channel
+        weights = np.broadcast_to(weights, (spec.out_channels, 1, *weights.shape))
+    acc = conv_layer(x, weights, groups=spec.groups, stride=spec.stride, padding=spec.padding,
+                     dilation=spec.dilation, flip=spec.flip)
+    stage = spec.output_stage
+    out = requantize(acc, bias=stage.bias if any(stage.bias) else None, relu=stage.relu,
+                     scale=stage.scale if any(s != 1 for s in stage.scale) else None,
+                     shift=stage.shift, rounding=stage.rounding, out_bits=spec.out_bits)
+    return out if spec.is_layer else out[0]

@@ -1,146 +1,158 @@
-"""One validated, immutable description of a 2-D convolution accelerator.
+"""One validated, immutable description of a 2-D convolution accelerator or CNN layer.
 
 :class:`ConvSpec` is the single source of truth for every derived number: the output shape, the
-accumulator and output widths, the streaming schedule and the pipeline latency. The golden model,
-the gateware, the exporters and the CLI all read these values from the spec.
+accumulator and output widths, the streaming schedule, the folding and the pipeline latency. The
+golden model, the gateware, the exporters and the CLI all read these values from the spec.
+
+Channels
+--------
+A spec computes ``out_channels`` outputs per position from ``in_channels`` inputs. The weights
+have PyTorch's layout ``(Cout, Cin/groups, KH, KW)``: output channel ``co`` belongs to group
+``g = co // (Cout/groups)`` and correlates input channels ``g*Cin/groups ...`` with its weights.
+A single 2-D ``kernel`` is the one-channel case (today's image filter); with ``in_channels=C`` it
+is applied to each of C channels (depthwise, like ``cv2.filter2D`` on a colour image).
 
 Arithmetic
 ----------
-The accumulator range is exact. For a tap with coefficient ``c`` and pixels in ``[xlo, xhi]`` the
-product lies in ``[min(c*xlo, c*xhi), max(c*xlo, c*xhi)]`` (this interval always contains 0, which
-is what a padding tap contributes); the accumulator range is the sum of those intervals over all
-taps, and ``acc_bits`` is the smallest two's-complement width that holds it. With runtime
-coefficients every tap may hold any ``coeff_bits`` value, so each interval spans the four corner
-products ``{clo, chi} x {xlo, xhi}``.
+The accumulator range is exact. For a weight ``c`` and pixels in ``[xlo, xhi]`` the product lies
+in ``[min(c*xlo, c*xhi), max(c*xlo, c*xhi)]`` (this interval always contains 0, which is what a
+padding tap contributes); a channel's accumulator range is the sum of those intervals over its
+weights, and ``acc_bits`` is the smallest two's-complement width that holds every channel's. With
+runtime coefficients every weight may hold any ``coeff_bits`` value, so each interval spans the
+four corner products ``{clo, chi} x {xlo, xhi}``. Bias, ReLU, scaling, rounding and saturation
+follow, per channel (:mod:`convhw.requant`).
 
-Requantization (``shift`` and/or ``out_bits``) computes ``(acc + 2**(shift-1)) >> shift`` with an
-arithmetic shift (round half up), then saturates to a signed ``out_bits``. Without ``out_bits``
-the output is exactly as wide as the rounded range, so nothing saturates.
+Folding
+-------
+``pe`` output channels are computed in parallel, each from ``simd`` products per cycle over the
+``KH*KW*Cin/groups`` inputs of one output value. A position that completes an output takes
+``fold = ceil(Cout/pe) * ceil(KH*KW*Cin/groups / simd)`` cycles; a position that completes none
+takes one. The default, ``pe = Cout`` and ``simd`` = all inputs, is one position per clock.
 
 Schedule
 --------
-The hardware walks a stream of *positions*, one per clock when nothing stalls, in rows of
-``stream_width``; a frame is ``positions_per_frame`` of them. A position with row ``< height`` and
-column ``< width`` consumes one input pixel; the others (bottom padding rows, and the right end
-of rows when padding makes output rows longer than input rows) consume nothing.
-Output ``(oy, ox)`` is computed at position
-``(oy*sy + row_offset) * stream_width + ox*sx + col_offset`` and leaves the core ``latency``
-cycles later. Left and right padding overlaps the neighbouring rows, so it costs no cycles.
+The hardware walks a stream of *positions* in rows of ``stream_width``; a frame is
+``positions_per_frame`` of them. A position with row ``< height`` and column ``< width`` consumes
+one input pixel (all its channels); the others (bottom padding rows, and the right end of rows
+when padding makes output rows longer than input rows) consume nothing. Output ``(oy, ox)`` is
+computed at position ``(oy*sy + row_offset) * stream_width + ox*sx + col_offset`` and leaves the
+core ``latency`` cycles after that position's issue. Left and right padding overlaps the
+neighbouring rows, so it costs no cycles.
 """
 
 import math
-import numbers
 
 import numpy as np
 
-from .terms import tap_terms, tree_depth
+from .bits import is_int as _is_int, pair, signed_bits, validate_int
+from .requant import OutputStage
+from .terms import PRODUCT, tap_terms, tree_depth
 
 __all__ = ["ConvSpec", "signed_bits", "pair", "validate_positive_int"]
 
-
-def signed_bits(lo, hi):
-    """Smallest two's-complement width holding every integer in ``[lo, hi]``."""
-    bits = 1
-    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
-        bits += 1
-    return bits
+#: The name other specs import (the 1-D spec validates its integers with it too).
+validate_positive_int = validate_int
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def validate_positive_int(name, value, *, minimum=1, maximum=None):
-    if not _is_int(value):
-        raise TypeError(f"'{name}' must be an integer, not {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"'{name}' must be {allowed}, not {value!r}")
-    return int(value)
-
-
-def pair(name, value, *, minimum=1):
-    """Normalise ``n`` or ``(ny, nx)`` to a validated pair of integers."""
-    if _is_int(value):
-        value = (value, value)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2):
-        raise TypeError(f"'{name}' must be an integer or a pair of integers, not {value!r}")
-    return tuple(validate_positive_int(name, v, minimum=minimum) for v in value)
-
-
-def _kernel_array(kernel):
+def _integer_array(name, value, ndim, description):
+    """``value`` as a nested tuple of Python ints of ``ndim`` dimensions, or a clear error."""
     try:
-        array = np.asarray(kernel)
+        array = np.asarray(value)
     except ValueError:
-        raise ValueError(f"'kernel' must be a rectangular 2-D array of integers, not {kernel!r}")
+        raise ValueError(f"'{name}' must be a rectangular {description} of integers, "
+                         f"not {value!r}") from None
     huge_ints = array.dtype == object and all(_is_int(v) for v in array.flat)
-    if (array.dtype == object and not huge_ints) or array.ndim != 2:
-        raise ValueError(f"'kernel' must be a rectangular 2-D array of integers, not {kernel!r}")
+    if (array.dtype == object and not huge_ints) or array.ndim != ndim:
+        raise ValueError(f"'{name}' must be a rectangular {description} of integers, "
+                         f"not {value!r}" if array.size <= 64 else
+                         f"'{name}' must be a {description} of integers, not an array of "
+                         f"shape {array.shape}")
     if array.size == 0:
-        raise ValueError(f"'kernel' must have at least one row and one column, "
-                         f"not shape {array.shape}")
+        raise ValueError(f"'{name}' must have at least one row and one column, "
+                         f"not shape {array.shape}" if ndim == 2 else
+                         f"'{name}' must not be empty, not shape {array.shape}")
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         array = array.astype(np.int64)
     if array.dtype.kind not in "iu" and not huge_ints:
-        raise TypeError(f"'kernel' must hold integers, not {array.dtype} values")
-    return tuple(tuple(int(v) for v in row) for row in array)
+        raise TypeError(f"'{name}' must hold integers, not {array.dtype} values")
+    return array.astype(object).tolist()
+
+
+def _tuples(nested):
+    return tuple(_tuples(v) for v in nested) if isinstance(nested, list) else int(nested)
 
 
 class ConvSpec:
-    """A 2-D convolution accelerator: kernel, geometry, number formats and derived values.
+    """A 2-D convolution accelerator or CNN layer: weights, geometry, numbers and folding.
 
     Parameters
     ----------
     width, height : int
         Frame size in pixels.
     kernel : 2-D array of int, optional
-        Compile-time coefficients, ``kernel[row][col]``. Leave it out for runtime coefficients.
+        One compile-time kernel, ``kernel[row][col]``: a single-channel filter, or with
+        ``in_channels=C`` the same kernel on each of C channels (depthwise).
+    weights : 4-D array of int, optional
+        Compile-time layer weights ``(Cout, Cin/groups, KH, KW)``. Not with ``kernel``.
     kernel_shape : (int, int), optional
-        ``(KH, KW)`` of a runtime-loadable kernel. Implied by ``kernel`` when that is given.
+        ``(KH, KW)`` of runtime-loadable weights. Implied by ``kernel``/``weights``.
+    in_channels, out_channels : int, optional
+        Channel counts. Implied by ``weights``; for runtime weights ``in_channels`` defaults to
+        1 and ``out_channels`` to ``in_channels``.
+    groups : int
+        Divides both channel counts; ``groups == Cin == Cout`` is depthwise.
+    bias : sequence of int, optional
+        Added to each output channel's accumulator.
+    relu : bool
+        ``max(v, 0)`` after the bias, before requantization.
     stride, dilation : int or (int, int)
         Per axis ``(y, x)``, each ``>= 1``.
     padding : int, (int, int) or "same"
         Zero padding per axis, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
         odd cell at the bottom/right.
     in_bits : int
-        Pixel width, 1 to 32. ``in_signed`` selects two's complement.
+        Pixel width per channel, 1 to 32. ``in_signed`` selects two's complement.
     coeff_bits : int, optional
-        Signed coefficient width. Defaults to the smallest width holding ``kernel`` (8 for
+        Signed coefficient width. Defaults to the smallest width holding the weights (8 for
         runtime coefficients).
     flip : bool
         ``True`` for mathematical convolution (kernel rotated 180 degrees), ``False`` for CNN
         cross-correlation.
-    shift, out_bits : int, optional
-        Requantize: round half up by ``shift`` bits, then saturate to signed ``out_bits``.
+    shift, scale : int or sequence of int, optional
+        Requantize: multiply by ``scale``, round by ``shift`` bits (per channel or for all).
+    rounding : "half-up" or "half-even"
+        Rounding of ties (``half-up`` unless given).
+    out_bits : int, optional
+        Saturate to signed ``out_bits``.
     max_dsps : int, optional
         At most this many runtime-coefficient multipliers use ``*`` (and so DSP blocks); the rest
         are built from logic. ``None`` puts no limit.
+    pe, simd : int, optional
+        Folding: output channels in parallel, and products per output channel per cycle.
+
+    Raises
+    ------
+    TypeError, ValueError
+        With a sentence naming the parameter, its value and what is allowed.
     """
 
-    def __init__(self, *, width, height, kernel=None, kernel_shape=None, stride=1, padding=0,
-                 dilation=1, in_bits=8, in_signed=False, coeff_bits=None, flip=False, shift=None,
-                 out_bits=None, max_dsps=None):
+    def __init__(self, *, width, height, kernel=None, kernel_shape=None, weights=None,
+                 in_channels=None, out_channels=None, groups=1, bias=None, relu=False,
+                 stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
+                 flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
+                 max_dsps=None, pe=None, simd=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
-                          stride=stride, padding=padding, dilation=dilation, in_bits=in_bits,
-                          in_signed=in_signed, coeff_bits=coeff_bits, flip=flip, shift=shift,
-                          out_bits=out_bits, max_dsps=max_dsps)
-        self._width = validate_positive_int("width", width)
-        self._height = validate_positive_int("height", height)
-
-        if kernel is None:
-            if kernel_shape is None:
-                raise ValueError("either 'kernel' (coefficients) or 'kernel_shape' "
-                                 "(runtime coefficients) must be given")
-            self._kernel = None
-            self._kernel_shape = pair("kernel_shape", kernel_shape)
-        else:
-            self._kernel = _kernel_array(kernel)
-            shape = (len(self._kernel), len(self._kernel[0]))
-            given = None if kernel_shape is None else pair("kernel_shape", kernel_shape)
-            if given is not None and given != shape:
-                raise ValueError(f"'kernel_shape' {given!r} does not match the "
-                                 f"kernel's shape {shape!r}")
-            self._kernel_shape = shape
+                          weights=weights, in_channels=in_channels, out_channels=out_channels,
+                          groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
+                          dilation=dilation, in_bits=in_bits, in_signed=in_signed,
+                          coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
+                          rounding=rounding, out_bits=out_bits, max_dsps=max_dsps, pe=pe,
+                          simd=simd)
+        self._width = validate_int("width", width)
+        self._height = validate_int("height", height)
+        self._layer = (weights is not None or in_channels is not None
+                       or out_channels is not None)
+        self._resolve_weights(kernel, weights, kernel_shape, in_channels, out_channels, groups)
 
         self._stride = pair("stride", stride)
         self._dilation = pair("dilation", dilation)
@@ -148,20 +160,17 @@ class ConvSpec:
             raise TypeError(f"'flip' must be a bool, not {flip!r}")
         self._flip = flip
 
-        self._in_bits = validate_positive_int("in_bits", in_bits, maximum=32)
+        self._in_bits = validate_int("in_bits", in_bits, maximum=32)
         if not isinstance(in_signed, bool):
             raise TypeError(f"'in_signed' must be a bool, not {in_signed!r}")
         self._in_signed = in_signed
 
-        if self._kernel is not None:
-            flat = [c for row in self._kernel for c in row]
-            needed = signed_bits(min(flat), max(flat))
-        else:
-            needed = 1
+        flat = self._flat_weights()
+        needed = signed_bits(min(flat), max(flat)) if flat is not None else 1
         if coeff_bits is None:
-            coeff_bits = min(needed, 32) if self._kernel is not None else 8
-        self._coeff_bits = validate_positive_int("coeff_bits", coeff_bits, maximum=32)
-        if self._kernel is not None and needed > self._coeff_bits:
+            coeff_bits = min(needed, 32) if flat is not None else 8
+        self._coeff_bits = validate_int("coeff_bits", coeff_bits, maximum=32)
+        if flat is not None and needed > self._coeff_bits:
             lo, hi = -(1 << (self._coeff_bits - 1)), (1 << (self._coeff_bits - 1)) - 1
             bad = next(c for c in flat if not lo <= c <= hi)
             raise ValueError(f"kernel coefficient {bad} does not fit 'coeff_bits'={self._coeff_bits} "
@@ -169,7 +178,7 @@ class ConvSpec:
 
         self._padding = self._resolve_padding(padding)
         self._max_dsps = None if max_dsps is None else \
-            validate_positive_int("max_dsps", max_dsps, minimum=0)
+            validate_int("max_dsps", max_dsps, minimum=0)
 
         out_h, out_w = self.out_shape
         if out_h < 1 or out_w < 1:
@@ -178,18 +187,82 @@ class ConvSpec:
                 f"effective kernel {self.span[1]}x{self.span[0]} with padding "
                 f"{self._padding}: the output would be {out_w}x{out_h}")
 
-        self._acc_range = self._accumulator_range()
-        if shift is not None:
-            shift = validate_positive_int("shift", shift, minimum=0, maximum=64)
-        self._shift = shift or 0
-        self._requantize = shift is not None or out_bits is not None
-        lo, hi = self.rounded_range
-        natural = signed_bits(lo, hi)
-        if out_bits is None:
-            out_bits = natural
+        inputs = self.inputs_per_output
+        self._pe = self._out_channels if pe is None else \
+            validate_int("pe", pe, maximum=self._out_channels)
+        self._simd = inputs if simd is None else validate_int("simd", simd, maximum=inputs)
+
+        self._acc_ranges = self._accumulator_ranges()
+        self._requantize = shift is not None or out_bits is not None or scale is not None
+        self._stage = OutputStage(self._acc_ranges, bias=bias, relu=relu, scale=scale,
+                                  shift=shift, rounding=rounding, out_bits=out_bits)
+
+    # --- construction ---------------------------------------------------------------------------
+
+    def _resolve_weights(self, kernel, weights, kernel_shape, in_channels, out_channels, groups):
+        if in_channels is not None:
+            in_channels = validate_int("in_channels", in_channels)
+        if out_channels is not None:
+            out_channels = validate_int("out_channels", out_channels)
+        groups = validate_int("groups", groups)
+        given = None if kernel_shape is None else pair("kernel_shape", kernel_shape)
+        self._kernel = None
+        if kernel is not None and weights is not None:
+            raise ValueError("give either 'kernel' (one 2-D kernel) or 'weights' "
+                             "(Cout, Cin/groups, KH, KW), not both")
+        if weights is not None:
+            nested = _tuples(_integer_array("weights", weights, 4,
+                                            "4-D array (Cout, Cin/groups, KH, KW)"))
+            cout, per_group = len(nested), len(nested[0])
+            cin = per_group * groups
+            if in_channels is not None and in_channels != cin:
+                raise ValueError(f"'in_channels' {in_channels} does not match the weights: "
+                                 f"shape {_shape(nested)} with 'groups' {groups} means "
+                                 f"{cin} input channels")
+            if out_channels is not None and out_channels != cout:
+                raise ValueError(f"'out_channels' {out_channels} does not match the weights' "
+                                 f"{cout} output channels (shape {_shape(nested)})")
+            if cout % groups:
+                raise ValueError(f"'groups' {groups} must divide the output channels {cout} "
+                                 f"(weights shape {_shape(nested)})")
+            shape = (len(nested[0][0]), len(nested[0][0][0]))
+        elif kernel is not None:
+            plain = _tuples(_integer_array("kernel", kernel, 2, "2-D array"))
+            shape = (len(plain), len(plain[0]))
+            cin = 1 if in_channels is None else in_channels
+            if out_channels is not None and out_channels != cin:
+                raise ValueError(f"'out_channels' {out_channels} must equal 'in_channels' {cin} "
+                                 f"for one 'kernel' on each channel (use 'weights' for a full "
+                                 f"layer)")
+            if groups not in (1, cin):
+                raise ValueError(f"'groups' {groups} must be 1 or 'in_channels' {cin} for one "
+                                 f"'kernel' on each channel")
+            cout, groups = cin, cin
+            self._kernel = plain
+            nested = tuple((plain,) for _ in range(cin))
         else:
-            out_bits = validate_positive_int("out_bits", out_bits, maximum=64)
-        self._out_bits = out_bits
+            if given is None:
+                raise ValueError("either 'kernel'/'weights' (coefficients) or 'kernel_shape' "
+                                 "(runtime coefficients) must be given")
+            cin = 1 if in_channels is None else in_channels
+            cout = cin if out_channels is None else out_channels
+            nested, shape = None, given
+        if given is not None and given != shape:
+            raise ValueError(f"'kernel_shape' {given!r} does not match the kernel's "
+                             f"shape {shape!r}")
+        for name, count in (("in_channels", cin), ("out_channels", cout)):
+            if count % groups:
+                raise ValueError(f"'groups' {groups} must divide '{name}' {count}")
+        self._weights, self._kernel_shape = nested, shape
+        self._in_channels, self._out_channels, self._groups = cin, cout, groups
+        if self._kernel is None and nested is not None and cin == cout == 1:
+            self._kernel = nested[0][0]
+
+    def _flat_weights(self):
+        if self._weights is None:
+            return None
+        return [c for per_out in self._weights for per_in in per_out for row in per_in
+                for c in row]
 
     def _resolve_padding(self, padding):
         if isinstance(padding, str):
@@ -207,26 +280,36 @@ class ConvSpec:
                                  f"effective kernel size {s} (dilation*(K-1)+1)")
         return ((py, py), (px, px))
 
-    def _accumulator_range(self):
+    def _accumulator_ranges(self):
         xlo, xhi = self.pixel_range
-        if self._kernel is not None:
-            coeffs = [(c, c) for row in self._kernel for c in row]
-        else:
-            cb = self._coeff_bits
-            coeffs = [(-(1 << (cb - 1)), (1 << (cb - 1)) - 1)] * self.taps
-        lo = hi = 0
-        for clo, chi in coeffs:
-            corners = [clo * xlo, clo * xhi, chi * xlo, chi * xhi]
-            lo += min(corners)
-            hi += max(corners)
-        return lo, hi
+        cb = self._coeff_bits
+        ranges = []
+        for co in range(self._out_channels):
+            if self._weights is not None:
+                coeffs = [(c, c) for per_in in self._weights[co] for row in per_in for c in row]
+            else:
+                coeffs = [(-(1 << (cb - 1)), (1 << (cb - 1)) - 1)] * self.inputs_per_output
+            lo = hi = 0
+            for clo, chi in coeffs:
+                corners = [clo * xlo, clo * xhi, chi * xlo, chi * xhi]
+                lo += min(corners)
+                hi += max(corners)
+            ranges.append((lo, hi))
+        return tuple(ranges)
 
     # --- what the user gave -------------------------------------------------------------------
 
     width = property(lambda self: self._width)
     height = property(lambda self: self._height)
-    kernel = property(lambda self: self._kernel, doc="Coefficients, or ``None`` at runtime.")
+    kernel = property(lambda self: self._kernel,
+                      doc="The one 2-D kernel of a filter (every channel's, when depthwise with "
+                          "a shared kernel), else ``None`` (runtime or per-channel weights).")
+    weights = property(lambda self: self._weights,
+                       doc="``(Cout, Cin/groups, KH, KW)`` nested tuples, ``None`` at runtime.")
     kernel_shape = property(lambda self: self._kernel_shape, doc="``(KH, KW)``.")
+    in_channels = property(lambda self: self._in_channels)
+    out_channels = property(lambda self: self._out_channels)
+    groups = property(lambda self: self._groups)
     stride = property(lambda self: self._stride, doc="``(sy, sx)``.")
     dilation = property(lambda self: self._dilation, doc="``(dy, dx)``.")
     padding = property(lambda self: self._padding,
@@ -235,25 +318,67 @@ class ConvSpec:
     in_signed = property(lambda self: self._in_signed)
     coeff_bits = property(lambda self: self._coeff_bits)
     flip = property(lambda self: self._flip)
-    shift = property(lambda self: self._shift)
     requantize = property(lambda self: self._requantize)
-    out_bits = property(lambda self: self._out_bits, doc="Signed output width.")
     max_dsps = property(lambda self: self._max_dsps)
+    pe = property(lambda self: self._pe, doc="Output channels computed in parallel.")
+    simd = property(lambda self: self._simd, doc="Products per output channel per cycle.")
+    output_stage = property(lambda self: self._stage,
+                            doc="The :class:`~convhw.requant.OutputStage` (bias ... saturation).")
+    bias = property(lambda self: self._stage.bias)
+    relu = property(lambda self: self._stage.relu)
+    scale = property(lambda self: self._stage.scale)
+    rounding = property(lambda self: self._stage.rounding)
+    out_bits = property(lambda self: self._stage.out_bits, doc="Signed output width.")
+
+    @property
+    def shift(self):
+        """The rounding shift: one integer when every channel shares it, else a tuple."""
+        shifts = self._stage.shift
+        return shifts[0] if len(set(shifts)) == 1 else shifts
+
+    @property
+    def is_layer(self):
+        """Whether frames carry a channel axis: ``(C, H, W)`` in, ``(Cout, OH, OW)`` out."""
+        return self._layer
 
     @property
     def runtime_coeffs(self):
-        return self._kernel is None
+        return self._weights is None
 
     @property
     def frame_shape(self):
-        """``(height, width)`` of an input frame, NumPy order."""
+        """``(height, width)`` of an input frame, NumPy order (the spatial part)."""
         return (self._height, self._width)
+
+    @property
+    def input_shape(self):
+        """Shape of one input frame: ``(Cin, H, W)`` for a layer, else ``(H, W)``."""
+        return ((self._in_channels,) if self._layer else ()) + self.frame_shape
+
+    @property
+    def output_shape(self):
+        """Shape of one output frame: ``(Cout, OH, OW)`` for a layer, else ``(OH, OW)``."""
+        return ((self._out_channels,) if self._layer else ()) + self.out_shape
 
     # --- derived ------------------------------------------------------------------------------
 
     @property
     def taps(self):
         return self._kernel_shape[0] * self._kernel_shape[1]
+
+    @property
+    def group_in_channels(self):
+        """Input channels each output channel sees, ``Cin/groups``."""
+        return self._in_channels // self._groups
+
+    @property
+    def inputs_per_output(self):
+        """``KH*KW*Cin/groups``: the products of one output value."""
+        return self.taps * self.group_in_channels
+
+    def input_channel(self, co, ci):
+        """The input channel that weight ``[co][ci]`` (``ci < Cin/groups``) multiplies."""
+        return co // (self._out_channels // self._groups) * self.group_in_channels + ci
 
     @property
     def span(self):
@@ -275,35 +400,38 @@ class ConvSpec:
         return (0, (1 << self._in_bits) - 1)
 
     @property
+    def acc_ranges(self):
+        """Per output channel: exact ``(min, max)`` of the accumulator, bias not included."""
+        return self._acc_ranges
+
+    @property
     def acc_range(self):
-        """Exact ``(min, max)`` of the full-precision accumulator."""
-        return self._acc_range
+        """Exact ``(min, max)`` of every channel's accumulator, bias not included."""
+        return (min(lo for lo, _ in self._acc_ranges), max(hi for _, hi in self._acc_ranges))
 
     @property
     def acc_bits(self):
-        return signed_bits(*self._acc_range)
+        return signed_bits(*self.acc_range)
 
     @property
     def rounded_range(self):
-        """Accumulator range after rounding by ``shift``, before saturation."""
-        lo, hi = self._acc_range
-        half = (1 << self._shift) >> 1
-        return ((lo + half) >> self._shift, (hi + half) >> self._shift)
+        """Range after bias, scaling and rounding, before ReLU and saturation (all channels)."""
+        ranges = self._stage.rounded_ranges
+        return (min(lo for lo, _ in ranges), max(hi for _, hi in ranges))
 
     @property
     def out_range(self):
-        lo, hi = -(1 << (self._out_bits - 1)), (1 << (self._out_bits - 1)) - 1
-        rlo, rhi = self.rounded_range
-        return (max(lo, rlo), min(hi, rhi))
+        ranges = self._stage.out_ranges
+        return (min(lo for lo, _ in ranges), max(hi for _, hi in ranges))
 
     @property
     def saturates(self):
-        """Whether some accumulator value falls outside the signed ``out_bits`` range."""
-        return self.out_range != self.rounded_range
+        """Whether some value is clamped: outside signed ``out_bits``, or below 0 with ReLU."""
+        return self._stage.saturates
 
     @property
     def hw_kernel(self):
-        """Coefficients in tap order (rotated when ``flip``), or ``None`` at runtime."""
+        """The one kernel in tap order (rotated when ``flip``), or ``None``."""
         if self._kernel is None:
             return None
         k = np.array(self._kernel, dtype=object)
@@ -311,31 +439,88 @@ class ConvSpec:
             k = k[::-1, ::-1]
         return tuple(tuple(int(v) for v in row) for row in k)
 
+    def hw_weight(self, co, ci, row, col):
+        """Weight ``[co][ci]`` at tap ``(row, col)`` in tap order (rotated when ``flip``)."""
+        kh, kw = self._kernel_shape
+        if self._flip:
+            row, col = kh - 1 - row, kw - 1 - col
+        return self._weights[co][ci][row][col]
+
     def tap_index(self, addr):
         """The ``(row, col)`` tap that runtime coefficient ``addr`` (row-major) drives."""
         kh, kw = self._kernel_shape
         row, col = divmod(addr, kw)
         return (kh - 1 - row, kw - 1 - col) if self._flip else (row, col)
 
+    def coefficient_index(self, addr):
+        """``(co, ci, row, col)`` in tap order of unfolded runtime coefficient ``addr``: the
+        PyTorch flat index of ``(Cout, Cin/groups, KH, KW)`` weights."""
+        co, rest = divmod(addr, self.inputs_per_output)
+        ci, tap = divmod(rest, self.taps)
+        return (co, ci, *self.tap_index(tap))
+
+    @property
+    def coefficient_count(self):
+        """Runtime coefficients: ``Cout * Cin/groups * KH * KW``."""
+        return self._out_channels * self.inputs_per_output
+
     @property
     def dsp_taps(self):
-        """How many runtime-coefficient taps multiply with ``*`` (DSP blocks)."""
-        if self._kernel is not None:
+        """How many runtime-coefficient products multiply with ``*`` (DSP blocks)."""
+        if self._weights is not None:
             return 0
-        return self.taps if self._max_dsps is None else min(self.taps, self._max_dsps)
+        products = self.multipliers
+        return products if self._max_dsps is None else min(products, self._max_dsps)
+
+    def channel_terms(self, co):
+        """Adder-tree inputs of output channel ``co`` (unfolded specs):
+        ``(tap_row, tap_col, in_channel, kind, shift, negative)`` each."""
+        kh, kw = self._kernel_shape
+        result = []
+        first_product = co * self.inputs_per_output
+        for ci in range(self.group_in_channels):
+            channel = self.input_channel(co, ci)
+            for index in range(kh * kw):
+                row, col = divmod(index, kw)
+                coeff = None if self._weights is None else self.hw_weight(co, ci, row, col)
+                product = first_product + ci * self.taps + index
+                for kind, shift, negative in tap_terms(coeff, self._coeff_bits,
+                                                       use_dsp=product < self.dsp_taps):
+                    result.append((row, col, channel, kind, shift, negative))
+        return result
 
     @property
     def terms(self):
-        """Adder-tree inputs, ``(tap_row, tap_col, kind, shift, negative)`` each."""
-        kh, kw = self._kernel_shape
-        result = []
-        for index in range(kh * kw):
-            row, col = divmod(index, kw)
-            coeff = None if self._kernel is None else self.hw_kernel[row][col]
-            for kind, shift, negative in tap_terms(coeff, self._coeff_bits,
-                                                   use_dsp=index < self.dsp_taps):
-                result.append((row, col, kind, shift, negative))
-        return result
+        """Adder-tree inputs of output channel 0, ``(tap_row, tap_col, kind, shift,
+        negative)`` each (a single-channel filter's whole tree)."""
+        return [(row, col, kind, shift, negative)
+                for row, col, _, kind, shift, negative in self.channel_terms(0)]
+
+    # --- folding --------------------------------------------------------------------------------
+
+    @property
+    def pe_folds(self):
+        """``ceil(Cout / pe)``: groups of output channels, one after the other."""
+        return -(-self._out_channels // self._pe)
+
+    @property
+    def simd_folds(self):
+        """``ceil(KH*KW*Cin/groups / simd)``: chunks of one output value's products."""
+        return -(-self.inputs_per_output // self._simd)
+
+    @property
+    def fold(self):
+        """Cycles a position that completes an output takes (1 when unfolded)."""
+        return self.pe_folds * self.simd_folds
+
+    @property
+    def folded(self):
+        return self.fold > 1
+
+    @property
+    def multipliers(self):
+        """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants)."""
+        return self._pe * self._simd
 
     # --- schedule -------------------------------------------------------------------------------
 
@@ -372,24 +557,34 @@ class ConvSpec:
     FRONT_STAGES = 3
     #: Output FIFO: cycles from its write to the data being valid on the output stream.
     FIFO_LATENCY = 2
+    #: Folded engine, from the window to the first accumulation: load the operand rotators,
+    #: multiplier input registers, product register (then the SIMD adder tree), accumulator,
+    #: and the output collector.
+    FOLD_STAGES = 5
 
     @property
     def tree_depth(self):
-        return tree_depth(len(self.terms))
+        """Registered levels of the adder trees (of the SIMD tree when folded)."""
+        if self.folded:
+            return tree_depth(self._simd)
+        return max(tree_depth(len(self.channel_terms(co))) for co in range(self._out_channels))
 
     @property
     def back_stages(self):
-        """Rounding stage, plus a saturation stage when saturation can happen."""
-        return 1 + int(self.saturates)
+        """Output stage: scaling (when needed), rounding, and saturation when it can happen."""
+        return self._stage.stages
 
     @property
     def product_stages(self):
         """1 when DSP products take a stage more (multiplier input registers), else 0."""
-        return int(self.dsp_taps > 0)
+        return int(self.dsp_taps > 0 and not self.folded)
 
     @property
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
+        if self.folded:
+            return (self.FRONT_STAGES - 1 + self.FOLD_STAGES + self.fold - 1 + self.tree_depth
+                    + self.back_stages)
         return self.FRONT_STAGES + self.product_stages + self.tree_depth + self.back_stages
 
     @property
@@ -402,14 +597,28 @@ class ConvSpec:
         return self.pipeline_depth + self.FIFO_LATENCY
 
     @property
+    def output_queue_depth(self):
+        """Results the output FIFO holds: every result that can be in flight, plus one."""
+        return -(-self.latency // self.fold) + 1
+
+    @property
     def cycles_per_frame(self):
         """Cycles from a frame's first input to its last output, without stalls."""
         out_h, out_w = self.out_shape
-        return self.output_position(out_h - 1, out_w - 1) + self.latency
+        return (self.output_position(out_h - 1, out_w - 1) + (self.fold - 1) * (out_h * out_w - 1)
+                + self.latency)
+
+    @property
+    def cycles_per_output(self):
+        """Cycles a position that completes an output takes: :attr:`fold`."""
+        return self.fold
 
     def replace(self, **changes):
         """A new spec with some constructor arguments changed (validated again)."""
-        return type(self)(**{**self._args, **changes})
+        args = dict(self._args)
+        if "weights" in changes or "kernel" in changes:
+            args.pop("kernel_shape")
+        return type(self)(**{**args, **changes})
 
     def __eq__(self, other):
         return isinstance(other, ConvSpec) and self._key() == other._key()
@@ -418,29 +627,58 @@ class ConvSpec:
         return hash(self._key())
 
     def _key(self):
-        return (self._width, self._height, self._kernel, self._kernel_shape, self._stride,
+        return (self._width, self._height, self._kernel, self._weights, self._kernel_shape,
+                self._in_channels, self._out_channels, self._groups, self._layer, self._stride,
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
-                self._flip, self._shift, self._requantize, self._out_bits, self._max_dsps)
+                self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
+                self._stage._key())
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
-        return {
+        facts = {
             "width": self._width, "height": self._height,
             "kernel": None if self._kernel is None else [list(r) for r in self._kernel],
             "kernel_shape": list(self._kernel_shape), "stride": list(self._stride),
             "padding": [list(p) for p in self._padding], "dilation": list(self._dilation),
             "in_bits": self._in_bits, "in_signed": self._in_signed,
             "coeff_bits": self._coeff_bits, "flip": self._flip,
-            "shift": self._shift if self._requantize else None,
-            "out_bits": self._out_bits, "acc_bits": self.acc_bits,
+            "shift": (list(self.shift) if isinstance(self.shift, tuple) else self.shift)
+            if self._requantize else None,
+            "out_bits": self.out_bits, "acc_bits": self.acc_bits,
             "out_shape": list(self.out_shape), "latency": self.latency,
             "cycles_per_frame": self.cycles_per_frame,
         }
+        if self._layer:
+            facts.update({
+                "in_channels": self._in_channels, "out_channels": self._out_channels,
+                "groups": self._groups, "relu": self.relu,
+                "bias": list(self.bias) if any(self.bias) else None,
+                "scale": list(self.scale) if any(s != 1 for s in self.scale) else None,
+                "rounding": self.rounding, "pe": self._pe, "simd": self._simd,
+                "cycles_per_output": self.fold, "multipliers": self.multipliers,
+                "weights": None if self._weights is None or self._kernel is not None
+                else "(per channel)",
+            })
+        return facts
 
     def __repr__(self):
-        kernel = (f"kernel={[list(r) for r in self._kernel]}" if self._kernel is not None
-                  else f"kernel_shape={self._kernel_shape}")
-        return (f"ConvSpec({self._width}x{self._height}, {kernel}, stride={self._stride}, "
-                f"padding={self._padding}, dilation={self._dilation}, in_bits={self._in_bits}"
-                f"{', signed' if self._in_signed else ''}, coeff_bits={self._coeff_bits}, "
-                f"flip={self._flip}, out_bits={self._out_bits})")
+        if self._weights is not None and self._kernel is None:
+            kernel = f"weights shape {_shape(self._weights)}"
+        elif self._kernel is not None:
+            kernel = f"kernel={[list(r) for r in self._kernel]}"
+        else:
+            kernel = f"kernel_shape={self._kernel_shape}"
+        channels = (f", {self._in_channels}->{self._out_channels} channels, groups={self._groups}"
+                    if self._layer else "")
+        return (f"ConvSpec({self._width}x{self._height}, {kernel}{channels}, "
+                f"stride={self._stride}, padding={self._padding}, dilation={self._dilation}, "
+                f"in_bits={self._in_bits}{', signed' if self._in_signed else ''}, "
+                f"coeff_bits={self._coeff_bits}, flip={self._flip}, out_bits={self.out_bits})")
+
+
+def _shape(nested):
+    shape = []
+    while isinstance(nested, tuple):
+        shape.append(len(nested))
+        nested = nested[0]
+    return tuple(shape)

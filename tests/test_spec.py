@@ -30,7 +30,7 @@ def spec(**kwargs):
      r"^'height' must be an integer, not '6'$"),
     # kernel
     (dict(BASE), ValueError,
-     r"^either 'kernel' \(coefficients\) or 'kernel_shape' \(runtime coefficients\) must be "
+     r"^either 'kernel'/'weights' \(coefficients\) or 'kernel_shape' \(runtime coefficients\) must be "
      r"given$"),
     (dict(BASE, kernel=[[1, 2], [3]]), ValueError,
      r"^'kernel' must be a rectangular 2-D array of integers, not \[\[1, 2\], \[3\]\]$"),
