@@ -47,7 +47,8 @@ def requantize(acc, *, shift=None, out_bits=None, bias=None, relu=False, scale=N
     growth = max(abs(int(v)) for v in np.ravel(scale)) if scale is not None else 1
     peak = int(np.abs(acc).max(initial=0)) + (0 if bias is None else
                                                max(abs(int(b)) for b in np.ravel(bias)))
-    if acc.dtype != object and (peak * growth >= 2**61 or max(shifts) > 61):
+    widened = (bias is not None or scale is not None) and peak * growth >= 2**62
+    if acc.dtype != object and (widened or max(shifts) > 62):
         acc = acc.astype(object)  # products or rounding constants leave int64
     if bias is not None:
         acc = acc + _channel_values(bias, acc, channel_axis)
