@@ -57,14 +57,17 @@ def requantize(acc, *, shift=None, out_bits=None, bias=None, relu=False, scale=N
     if scale is not None:
         acc = acc * _channel_values(scale, acc, channel_axis)
     if any(shifts):
-        s = _channel_values(shifts if len(shifts) > 1 else shifts[0], acc, channel_axis)
-        if acc.dtype != object:
-            s = s.astype(np.int64)
-        half = np.where(s > 0, np.left_shift(1, np.maximum(s - 1, 0)), 0)
-        if acc.dtype == object:
-            half = half.astype(object)
+        dtype = object if acc.dtype == object else np.int64
+        s = _channel_values([int(v) for v in shifts] if len(shifts) > 1 else int(shifts[0]),
+                            acc, channel_axis)
+        halves = [(1 << (int(v) - 1)) if v else 0 for v in shifts]
+        half = _channel_values(halves if len(shifts) > 1 else halves[0], acc, channel_axis)
         if rounding == "half-even":
-            acc = (acc + np.maximum(half - 1, 0) + ((acc >> s) & 1) * (s > 0)) >> s
+            below = np.asarray([max(h - 1, 0) for h in halves], dtype=dtype)
+            below = _channel_values(below if len(shifts) > 1 else below[0], acc, channel_axis)
+            odd = (acc >> s) & 1
+            active = np.asarray(s != 0) if dtype != object else np.asarray(s != 0, dtype=object)
+            acc = (acc + below + odd * active) >> s
         elif rounding == "half-up":
             acc = (acc + half) >> s
         else:
