@@ -37,10 +37,10 @@ def _channel_values(value, acc, axis):
 
 
 def requantize(acc, *, shift=None, out_bits=None, bias=None, relu=False, scale=None,
-               rounding="half-up", channel_axis=0):
+               rounding="half-up", clamp=None, channel_axis=0):
     """The output stage of :mod:`convhw.requant`: add ``bias``, ReLU, multiply by ``scale``,
     round by ``shift`` bits (``half-up``, or ``half-even`` ties), saturate to signed
-    ``out_bits``. ``bias``, ``scale`` and ``shift`` may give one value per channel along
+    ``out_bits`` and into ``clamp = (lo, hi)``. ``bias``, ``scale`` and ``shift`` may give one value per channel along
     ``channel_axis``."""
     acc = np.asarray(acc)
     shifts = np.atleast_1d(np.asarray(0 if shift is None else shift, dtype=object))
@@ -74,6 +74,8 @@ def requantize(acc, *, shift=None, out_bits=None, bias=None, relu=False, scale=N
             raise ValueError(f"rounding must be 'half-up' or 'half-even', not {rounding!r}")
     if out_bits is not None:
         acc = np.clip(acc, -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1)
+    if clamp is not None:
+        acc = np.clip(acc, *clamp)
     return acc
 
 
@@ -214,5 +216,6 @@ def _run_layer(spec, image, weights):
     stage = spec.output_stage
     out = requantize(acc, bias=stage.bias if any(stage.bias) else None, relu=stage.relu,
                      scale=stage.scale if any(s != 1 for s in stage.scale) else None,
-                     shift=stage.shift, rounding=stage.rounding, out_bits=spec.out_bits)
+                     shift=stage.shift, rounding=stage.rounding, out_bits=spec.out_bits,
+                     clamp=stage.clamp)
     return out if spec.is_layer else out[0]

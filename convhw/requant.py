@@ -7,7 +7,8 @@ Each output channel ``c`` turns its exact accumulator ``acc`` into an output in 
 3. ``v = v * scale[c]`` (a positive integer, 1 unless given);
 4. round by ``shift[c]`` bits: ``half-up`` is ``(v + 2**(s-1)) >> s`` (arithmetic shift), and
    ``half-even`` rounds ties to the even neighbour (ONNX's and onnxruntime's rounding);
-5. saturate to signed ``out_bits``.
+5. saturate to signed ``out_bits``, and into ``clamp = (lo, hi)`` when given (a quantized
+   network's activation range, less its zero point).
 
 Scaling and rounding are monotone and map 0 to 0, so the ReLU commutes with them: the hardware
 applies it as the lower bound of the saturation. :class:`OutputStage` holds the parameters and
@@ -63,12 +64,14 @@ class OutputStage:
         Per channel or for all; ``scale >= 1``, ``0 <= shift <= 64``.
     rounding : "half-up" or "half-even"
     out_bits : int, optional
-        Signed output width; by default the width of the rounded range (nothing saturates
-        but the ReLU).
+        Signed output width; by default the width of the rounded range, clamped (nothing
+        saturates but the ReLU and the clamp).
+    clamp : (int, int), optional
+        Outputs saturate into ``[lo, hi]`` too.
     """
 
     def __init__(self, acc_ranges, *, bias=None, relu=False, scale=None, shift=None,
-                 rounding="half-up", out_bits=None):
+                 rounding="half-up", out_bits=None, clamp=None):
         channels = len(acc_ranges)
         if bias is None:
             self._bias = (0,) * channels
@@ -93,12 +96,25 @@ class OutputStage:
             raise ValueError(f"'rounding' must be one of {', '.join(map(repr, ROUNDING_MODES))}, "
                              f"not {rounding!r}")
         self._rounding = rounding
+        if clamp is not None:
+            try:
+                lo, hi = clamp
+            except (TypeError, ValueError):
+                raise TypeError(f"'clamp' must be a pair of integers (lo, hi), not {clamp!r}") \
+                    from None
+            lo, hi = (validate_int("clamp", v, minimum=-(1 << 64)) for v in (lo, hi))
+            if lo > hi:
+                raise ValueError(f"'clamp' must have lo <= hi, not {clamp!r}")
+            clamp = (lo, hi)
+        self._clamp = clamp
         self._biased = tuple((lo + b, hi + b) for (lo, hi), b in zip(acc_ranges, self._bias))
         self._rounded = tuple(
             (self.round(c, lo), self.round(c, hi)) for c, (lo, hi) in enumerate(self._biased))
         if out_bits is None:
-            lows = [max(lo, 0) if relu else lo for lo, _ in self._rounded]
-            self._out_bits = signed_bits(min(lows), max(max(hi, 0) for _, hi in self._rounded))
+            floor, ceiling = self._bounds(-(1 << 64), 1 << 64)
+            lows = [min(max(lo, floor), ceiling) for lo, _ in self._rounded]
+            highs = [max(min(hi, ceiling), floor) for _, hi in self._rounded]
+            self._out_bits = signed_bits(min(lows), max(highs))
         else:
             self._out_bits = validate_int("out_bits", out_bits, maximum=64)
 
@@ -108,6 +124,15 @@ class OutputStage:
     shift = property(lambda self: self._shift, doc="Per-channel rounding shift.")
     rounding = property(lambda self: self._rounding)
     out_bits = property(lambda self: self._out_bits)
+    clamp = property(lambda self: self._clamp, doc="``(lo, hi)`` or ``None``.")
+
+    def _bounds(self, lo, hi):
+        """``[lo, hi]`` narrowed by the ReLU and the clamp."""
+        if self._relu:
+            lo = max(lo, 0)
+        if self._clamp is not None:
+            lo, hi = max(lo, self._clamp[0]), min(hi, self._clamp[1])
+        return lo, hi
 
     def round(self, channel, value):
         """Steps 3 and 4 for one value of ``channel`` (Python integers)."""
@@ -126,9 +151,7 @@ class OutputStage:
     @property
     def out_ranges(self):
         """Per channel: range of the outputs."""
-        lo, hi = -(1 << (self._out_bits - 1)), (1 << (self._out_bits - 1)) - 1
-        if self._relu:
-            lo = max(lo, 0)
+        lo, hi = self._bounds(-(1 << (self._out_bits - 1)), (1 << (self._out_bits - 1)) - 1)
         return tuple((min(max(lo, rlo), hi), max(min(hi, rhi), lo)) for rlo, rhi in self._rounded)
 
     @property
@@ -149,4 +172,5 @@ class OutputStage:
         return self.pre_stages + 1 + int(self.saturates)
 
     def _key(self):
-        return (self._bias, self._relu, self._scale, self._shift, self._rounding, self._out_bits)
+        return (self._bias, self._relu, self._scale, self._shift, self._rounding, self._out_bits,
+                self._clamp)

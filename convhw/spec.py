@@ -124,6 +124,8 @@ class ConvSpec:
         Rounding of ties (``half-up`` unless given).
     out_bits : int, optional
         Saturate to signed ``out_bits``.
+    clamp : (int, int), optional
+        Saturate into ``[lo, hi]`` too (a quantized activation range).
     max_dsps : int, optional
         At most this many runtime-coefficient multipliers use ``*`` (and so DSP blocks); the rest
         are built from logic. ``None`` puts no limit.
@@ -140,13 +142,14 @@ class ConvSpec:
                  in_channels=None, out_channels=None, groups=1, bias=None, relu=False,
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
-                 max_dsps=None, pe=None, simd=None):
+                 clamp=None, max_dsps=None, pe=None, simd=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
                           dilation=dilation, in_bits=in_bits, in_signed=in_signed,
                           coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
-                          rounding=rounding, out_bits=out_bits, max_dsps=max_dsps, pe=pe,
+                          rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
+                          pe=pe,
                           simd=simd)
         self._width = validate_int("width", width)
         self._height = validate_int("height", height)
@@ -193,9 +196,10 @@ class ConvSpec:
         self._simd = inputs if simd is None else validate_int("simd", simd, maximum=inputs)
 
         self._acc_ranges = self._accumulator_ranges()
-        self._requantize = shift is not None or out_bits is not None or scale is not None
+        self._requantize = (shift is not None or out_bits is not None or scale is not None
+                            or clamp is not None)
         self._stage = OutputStage(self._acc_ranges, bias=bias, relu=relu, scale=scale,
-                                  shift=shift, rounding=rounding, out_bits=out_bits)
+                                  shift=shift, rounding=rounding, out_bits=out_bits, clamp=clamp)
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -329,6 +333,7 @@ class ConvSpec:
     scale = property(lambda self: self._stage.scale)
     rounding = property(lambda self: self._stage.rounding)
     out_bits = property(lambda self: self._stage.out_bits, doc="Signed output width.")
+    clamp = property(lambda self: self._stage.clamp)
 
     @property
     def shift(self):
@@ -654,7 +659,7 @@ class ConvSpec:
                 "groups": self._groups, "relu": self.relu,
                 "bias": list(self.bias) if any(self.bias) else None,
                 "scale": list(self.scale) if any(s != 1 for s in self.scale) else None,
-                "rounding": self.rounding, "pe": self._pe, "simd": self._simd,
+                "rounding": self.rounding, "clamp": self.clamp, "pe": self._pe, "simd": self._simd,
                 "cycles_per_output": self.fold, "multipliers": self.multipliers,
                 "weights": None if self._weights is None or self._kernel is not None
                 else "(per channel)",
