@@ -13,20 +13,24 @@ from convhw.stalls import INPUT, OUTPUT, StallPattern
 __all__ = ["run_stream"]
 
 
-def run_stream(dut, pixels, outputs, *, firsts=(0,), kernels=None, meddle=None, in_stall=0.0,
-               out_stall=0.0, seed=0, quiet=None):
-    """Stream ``pixels`` (flat, ``first`` at the indices in ``firsts``) and take ``outputs``.
+def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, meddle=None,
+               in_stall=0.0, out_stall=0.0, seed=0, quiet=None):
+    """Stream ``pixels`` (flat, ``first`` at the indices in ``firsts``, ``last`` at those in
+    ``lasts``) and take ``outputs``.
 
     ``kernels`` maps a pixel index to a runtime kernel written (with ``valid`` low) just before
     that pixel. ``meddle`` is ``(index, kernel)``: that kernel is written one coefficient per
     cycle while the producer goes on streaming, from the cycle pixel ``index`` is accepted.
     After the last output, ``o.valid`` must stay low for ``quiet`` cycles (default
-    ``latency + 4``).
+    ``latency + 4``); pixels still not taken then are an error. A run that stops making progress
+    fails an assertion instead of hanging.
     Returns ``(values, markers, accept_cycles, output_cycles, errors)``.
     """
     spec = dut.spec
+    firsts, lasts = frozenset(firsts), frozenset(lasts)
     stall_in, stall_out = StallPattern(seed, INPUT, in_stall), StallPattern(seed, OUTPUT, out_stall)
     values, markers, accepted, produced, errors = [], [], [], [], []
+    done = []                       # not empty once the consumer has finished
     work = len(pixels) + outputs + spec.latency + 16 + spec.taps * (len(kernels or {}) + 1)
     limit = int(4 * work / max(0.01, (1 - in_stall) * (1 - out_stall)))
 
@@ -49,12 +53,20 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), kernels=None, meddle=None, 
                 ctx.set(dut.i.valid, 0)
                 await ctx.tick()
                 cycle += 1
-            ctx.set(dut.i.payload, {"data": int(value), "first": index in firsts, "last": 0})
+            ctx.set(dut.i.payload, {"data": int(value), "first": index in firsts,
+                                      "last": index in lasts})
             ctx.set(dut.i.valid, 1)
             ready = 0
             while not ready:
+                if done:
+                    # The consumer has every output it expected and has stopped: the rest of
+                    # the stream would wait for ever.
+                    errors.append(f"pixels from {index} of {len(pixels)} on never taken")
+                    ctx.set(dut.i.valid, 0)
+                    return
                 _, _, ready = await ctx.tick().sample(dut.i.ready)
                 cycle += 1
+                assert cycle < limit, f"no progress: {index} of {len(pixels)} pixels taken"
             accepted.append(cycle - 1)
         ctx.set(dut.i.valid, 0)
 
@@ -88,6 +100,7 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), kernels=None, meddle=None, 
                 markers.append((payload.first, payload.last))
                 produced.append(cycle - 1)
             assert cycle < limit, f"no progress: {len(values)} of {outputs} outputs"
+        done.append(True)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
