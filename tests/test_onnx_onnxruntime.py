@@ -1,0 +1,93 @@
+"""Imported models against onnxruntime, on random inputs: bit for bit.
+
+Every float model of ``onnx_models`` is quantized by ``quantize_static`` in both formats, with
+int8 and uint8 activations, int8 and uint8 weights (int8 activations with uint8 weights is not a
+combination onnxruntime offers), per tensor and per channel. For each:
+
+- the onnxruntime emulation (``run_network(..., onnxruntime_rounding=True)``) equals onnxruntime
+  on every output;
+- the exact reference differs from onnxruntime only through double rounding, and layer by layer
+  every conv/dense/global-average output where exact and float32 rounding disagree has its exact
+  product ``acc * S`` within float32 rounding of a tie.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from convhw.golden import conv_layer
+from convhw.onnx import read_model, run_layer, run_network, input_codes
+from convhw.onnx.layers import ConvLayer
+from convhw.onnx.multiplier import scale_and_shift
+
+from onnx_models import FLOAT_MODELS, quantized, random_input, run_onnxruntime
+
+CASES = [case for case in itertools.product(sorted(FLOAT_MODELS), ("qdq", "qoperator"),
+                                            ("int8", "uint8"), ("int8", "uint8"),
+                                            (False, True))
+         if not (case[2] == "int8" and case[3] == "uint8")]
+
+
+def _case_id(case):
+    name, fmt, activation, weight, per_channel = case
+    return (f"{name}-{fmt}-a{activation}-w{weight}-"
+            f"{'per_channel' if per_channel else 'per_tensor'}")
+
+
+def assert_double_rounding_only(network, x):
+    """Layer by layer on onnxruntime's own intermediate codes: where the exact rounding differs
+    from onnxruntime's float32 rounding, ``acc * S`` lies within float32 rounding of a tie."""
+    from fractions import Fraction
+
+    v = input_codes(network, x) - network.input.zero_point
+    for layer in network.layers:
+        emulated = run_layer(layer, v, onnxruntime_rounding=True)
+        if isinstance(layer, ConvLayer):
+            exact = run_layer(layer, v)
+            for n, c, i, j in np.argwhere(exact != emulated):
+                acc = int(conv_layer(v[n], layer.weights, bias=layer.bias, groups=layer.groups,
+                                     stride=layer.stride, padding=layer.padding,
+                                     dilation=layer.dilation)[c, i, j])
+                scales, shifts = scale_and_shift(layer.multipliers[c:c + 1])
+                product = Fraction(acc * scales[0], 1 << shifts[0])
+                distance = abs(product - (product.numerator // product.denominator)
+                               - Fraction(1, 2))
+                assert distance <= abs(product) * Fraction(1, 1 << 23), (layer.name, acc)
+                assert abs(int(exact[n, c, i, j]) - int(emulated[n, c, i, j])) == 1
+        v = emulated
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_against_onnxruntime(case):
+    name, fmt, activation, weight, per_channel = case
+    model, shape = quantized(*case)
+    x = random_input(shape, 48, seed=CASES.index(case) + 100)
+    expected = run_onnxruntime(model, x, basic=fmt == "qoperator" and activation == "int8")
+    network = read_model(model)
+
+    emulated = run_network(network, x, onnxruntime_rounding=True)
+    assert emulated.shape == expected.shape and emulated.dtype == expected.dtype
+    np.testing.assert_array_equal(emulated, expected)
+
+    exact = run_network(network, x)
+    assert exact.shape == expected.shape and exact.dtype == expected.dtype
+    assert np.mean(exact != expected) < 0.05
+    assert_double_rounding_only(network, x)
+
+
+def test_one_input_without_batch_axis():
+    model, shape = quantized("pooling", "qdq", "uint8", "int8", True)
+    network = read_model(model)
+    x = random_input(shape, 3, seed=5)
+    batched = run_network(network, x)
+    for n in range(3):
+        np.testing.assert_array_equal(run_network(network, x[n]), batched[n])
+
+
+def test_integer_input_is_taken_as_codes():
+    model, shape = quantized("conv_attributes", "qdq", "int8", "int8", False)
+    network = read_model(model)
+    x = random_input(shape, 4, seed=6)
+    codes = input_codes(network, x).astype(np.int8)
+    np.testing.assert_array_equal(run_network(network, codes), run_network(network, x))
