@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 __all__ = ["graph_model", "FLOAT_MODELS", "quantized", "run_onnxruntime", "random_input",
-           "optimized_ops"]
+           "optimized_ops", "assert_double_rounding_only"]
 
 logging.getLogger().setLevel(logging.ERROR)   # quantize_static's pre-processing advice
 
@@ -188,3 +188,31 @@ def optimized_ops(model):
         path = os.path.join(scratch, "optimized.onnx")
         _session(model, path)
         return [node.op_type for node in onnx.load(path).graph.node]
+
+
+def assert_double_rounding_only(network, x):
+    """Layer by layer on onnxruntime's own intermediate codes: where the exact rounding differs
+    from onnxruntime's float32 rounding, ``acc * S`` lies within float32 rounding of a tie."""
+    from fractions import Fraction
+
+    from convhw.golden import conv_layer
+    from convhw.onnx import input_codes, run_layer
+    from convhw.onnx.layers import ConvLayer
+    from convhw.onnx.multiplier import scale_and_shift
+
+    v = input_codes(network, x) - network.input.zero_point
+    for layer in network.layers:
+        emulated = run_layer(layer, v, onnxruntime_rounding=True)
+        if isinstance(layer, ConvLayer):
+            exact = run_layer(layer, v)
+            for n, c, i, j in np.argwhere(exact != emulated):
+                acc = int(conv_layer(v[n], layer.weights, bias=layer.bias, groups=layer.groups,
+                                     stride=layer.stride, padding=layer.padding,
+                                     dilation=layer.dilation)[c, i, j])
+                scales, shifts = scale_and_shift(layer.multipliers[c:c + 1])
+                product = Fraction(acc * scales[0], 1 << shifts[0])
+                distance = abs(product - (product.numerator // product.denominator)
+                               - Fraction(1, 2))
+                assert distance <= abs(product) * Fraction(1, 1 << 23), (layer.name, acc)
+                assert abs(int(exact[n, c, i, j]) - int(emulated[n, c, i, j])) == 1
+        v = emulated

@@ -16,12 +16,10 @@ import itertools
 import numpy as np
 import pytest
 
-from convhw.golden import conv_layer
-from convhw.onnx import read_model, run_layer, run_network, input_codes
-from convhw.onnx.layers import ConvLayer
-from convhw.onnx.multiplier import scale_and_shift
+from convhw.onnx import input_codes, read_model, run_network
 
-from onnx_models import FLOAT_MODELS, quantized, random_input, run_onnxruntime
+from onnx_models import (FLOAT_MODELS, assert_double_rounding_only, quantized, random_input,
+                         run_onnxruntime)
 
 CASES = [case for case in itertools.product(sorted(FLOAT_MODELS), ("qdq", "qoperator"),
                                             ("int8", "uint8"), ("int8", "uint8"),
@@ -33,29 +31,6 @@ def _case_id(case):
     name, fmt, activation, weight, per_channel = case
     return (f"{name}-{fmt}-a{activation}-w{weight}-"
             f"{'per_channel' if per_channel else 'per_tensor'}")
-
-
-def assert_double_rounding_only(network, x):
-    """Layer by layer on onnxruntime's own intermediate codes: where the exact rounding differs
-    from onnxruntime's float32 rounding, ``acc * S`` lies within float32 rounding of a tie."""
-    from fractions import Fraction
-
-    v = input_codes(network, x) - network.input.zero_point
-    for layer in network.layers:
-        emulated = run_layer(layer, v, onnxruntime_rounding=True)
-        if isinstance(layer, ConvLayer):
-            exact = run_layer(layer, v)
-            for n, c, i, j in np.argwhere(exact != emulated):
-                acc = int(conv_layer(v[n], layer.weights, bias=layer.bias, groups=layer.groups,
-                                     stride=layer.stride, padding=layer.padding,
-                                     dilation=layer.dilation)[c, i, j])
-                scales, shifts = scale_and_shift(layer.multipliers[c:c + 1])
-                product = Fraction(acc * scales[0], 1 << shifts[0])
-                distance = abs(product - (product.numerator // product.denominator)
-                               - Fraction(1, 2))
-                assert distance <= abs(product) * Fraction(1, 1 << 23), (layer.name, acc)
-                assert abs(int(exact[n, c, i, j]) - int(emulated[n, c, i, j])) == 1
-        v = emulated
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)

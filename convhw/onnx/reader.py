@@ -534,9 +534,10 @@ class _Reader:
         """``(codes, scales, zeros, axis)`` of a DequantizeLinear of an initializer."""
         source = self.producer.get(name)
         if source is None or source.op_type != "DequantizeLinear":
+            verb = "do" if what == "weights" else "does"
             raise UnsupportedModelError.at(
-                node, f"{what} {name!r} is not a DequantizeLinear of a quantized initializer "
-                      f"(float {what} are a float-only path)")
+                node, f"{what} {name!r} {verb} not come from a DequantizeLinear of a quantized "
+                      f"initializer (float {what}: a float-only path)")
         self.used.add(id(source))
         attrs = self.check_qdq_attributes(source)
         codes = self.constant(source, source.input[0], what)
