@@ -8,8 +8,9 @@
 //
 //   usage: Vdut JOB OUT [VCD]
 //
-// JOB (little-endian): 16 uint64 header words (see kHeader), then n_frames * pixels uint32
-// pixels (row-major, already masked to in_bits), then n_frames * taps uint32 coefficients.
+// JOB (little-endian): 16 uint64 header words (see kHeader), then n_frames * pixels * IN_WORDS
+// uint32 words (row-major beats, least significant word first, already masked), then
+// n_frames * taps coefficient writes of two uint32 each (address, value masked to coeff_bits).
 // OUT: 8 int64 header words (status, outputs, first_in, last_out, cycles, n_errors, words, 0),
 // then n_errors int64 errors (2 * cycle + ErrorKind, in pysim's order), outputs * words uint32
 // data words (least significant first), outputs uint8 markers (bit 0 first, bit 1 last).
@@ -30,6 +31,9 @@
 
 #ifndef OUT_WORDS
 #error "OUT_WORDS (32-bit words of m_axis_tdata) must be defined"
+#endif
+#ifndef IN_WORDS
+#define IN_WORDS 1
 #endif
 
 namespace {
@@ -68,6 +72,18 @@ void read_words(const VlWide<N> &value, uint32_t *out) {
     for (std::size_t i = 0; i < N; i++) out[i] = value.at(i);
 }
 
+// s_axis_tdata likewise.
+template <typename T>
+void write_words(T &value, const uint32_t *in) {
+    uint64_t bits = in[0];
+    if (IN_WORDS > 1) bits |= static_cast<uint64_t>(in[1]) << 32;
+    value = static_cast<T>(bits);
+}
+template <std::size_t N>
+void write_words(VlWide<N> &value, const uint32_t *in) {
+    for (std::size_t i = 0; i < N; i++) value.at(i) = in[i];
+}
+
 bool read_file(const char *path, std::vector<uint8_t> &bytes) {
     FILE *file = std::fopen(path, "rb");
     if (!file) return false;
@@ -98,12 +114,12 @@ int main(int argc, char **argv) {
     const uint64_t row_width = header[kRowWidth], taps = header[kTaps];
     const uint64_t expected = frames * header[kOutSize], limit = header[kLimit];
     if (header[kMagic] != kJobMagic ||
-        job.size() != (kHeader * 2 + frames * pixels + frames * taps) * 4) {
+        job.size() != (kHeader * 2 + frames * pixels * IN_WORDS + frames * taps * 2) * 4) {
         std::fprintf(stderr, "malformed job file %s\n", argv[1]);
         return 2;
     }
     const uint32_t *pixel_data = reinterpret_cast<const uint32_t *>(job.data() + kHeader * 8);
-    const uint32_t *coef_data = pixel_data + frames * pixels;
+    const uint32_t *coef_data = pixel_data + frames * pixels * IN_WORDS;
     const Stall stall_in{header[kInKey], header[kInThreshold]};
     const Stall stall_out{header[kOutKey], header[kOutThreshold]};
 
@@ -146,8 +162,8 @@ int main(int argc, char **argv) {
             if (taps && coef < taps) {
                 dut->s_axis_tvalid = 0;
 #ifdef CONVHW_COEF
-                dut->coef_addr = coef;
-                dut->coef_data = coef_data[frame * taps + coef];
+                dut->coef_addr = coef_data[(frame * taps + coef) * 2];
+                dut->coef_data = coef_data[(frame * taps + coef) * 2 + 1];
                 dut->coef_we = 1;
 #endif
                 coef_write = true;
@@ -160,7 +176,8 @@ int main(int argc, char **argv) {
                         dut->s_axis_tvalid = 0;
                     } else {
                         uint64_t x = pixel % row_width;
-                        dut->s_axis_tdata = pixel_data[frame * pixels + pixel];
+                        write_words(dut->s_axis_tdata,
+                                    pixel_data + (frame * pixels + pixel) * IN_WORDS);
                         dut->s_axis_tuser = pixel == 0;
                         dut->s_axis_tlast = x == row_width - 1;
                         dut->s_axis_tvalid = 1;

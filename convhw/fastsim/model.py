@@ -101,12 +101,17 @@ class Model:
 
 
 def _out_words(spec):
-    return max(1, -(-spec.out_bits // 32))
+    return max(1, -(-spec.out_bits * getattr(spec, "out_channels", 1) // 32))
+
+
+def in_words(spec):
+    """32-bit words of ``s_axis_tdata``: every input channel of a pixel."""
+    return max(1, -(-spec.in_bits * getattr(spec, "in_channels", 1) // 32))
 
 
 def _flags(spec, trace):
     """Verilator's arguments, then make's, for a model of ``spec``."""
-    defines = [f"-DOUT_WORDS={_out_words(spec)}"]
+    defines = [f"-DOUT_WORDS={_out_words(spec)}", f"-DIN_WORDS={in_words(spec)}"]
     if spec.runtime_coeffs:
         defines.append("-DCONVHW_COEF")
     if trace:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..harness import SimResult, _check_probability, budget, stimulus
 from ..stalls import INPUT, OUTPUT, StallPattern
-from .model import build
+from ..stimulus import (SimResult, budget, check_probability, coefficient_writes, pack_beats,
+                        result_frames, stimulus)
+from .model import build, in_words
 
 __all__ = ["simulate", "marker_errors"]
 
@@ -29,17 +30,29 @@ def _masked(values, bits):
     return (np.asarray(values).astype(np.int64) & ((1 << bits) - 1)).astype("<u4")
 
 
+def _words(beats, words):
+    """Beats (Python integers) as ``(n, words)`` little-endian uint32 rows."""
+    if words == 1:
+        return np.array(beats, dtype=np.uint64).astype("<u4").reshape(-1, 1)
+    return np.array([[(beat >> (32 * w)) & 0xFFFFFFFF for w in range(words)] for beat in beats],
+                    dtype="<u4")
+
+
 def _job(spec, frames, kernels, in_stall, out_stall, seed, limit):
-    frames_u32 = [_masked(frame, spec.in_bits).ravel() for frame in frames]
-    taps = 0 if kernels[0] is None else spec.taps
-    coefs = [_masked(kernel, spec.coeff_bits).ravel() for kernel in kernels] if taps else []
+    words = in_words(spec)
+    beats = [_words(pack_beats(spec, frame), words) for frame in frames]
+    writes = [] if kernels[0] is None else [coefficient_writes(spec, k) for k in kernels]
+    taps = len(writes[0]) if writes else 0
+    mask = (1 << spec.coeff_bits) - 1
+    coefs = [np.array([(addr, value & mask) for addr, value in w], dtype="<u4").ravel()
+             for w in writes]
     stall_in = StallPattern(seed, INPUT, in_stall)
     stall_out = StallPattern(seed, OUTPUT, out_stall)
     header = np.zeros(_HEADER_WORDS, dtype="<u8")
-    header[:11] = [_JOB_MAGIC, len(frames), frames_u32[0].size, spec.frame_shape[-1],
+    header[:11] = [_JOB_MAGIC, len(frames), len(beats[0]), spec.frame_shape[-1],
                    int(np.prod(spec.out_shape)), taps, stall_in.key, stall_in.threshold,
                    stall_out.key, stall_out.threshold, limit]
-    return b"".join([header.tobytes(), *(f.tobytes() for f in frames_u32),
+    return b"".join([header.tobytes(), *(b.tobytes() for b in beats),
                      *(c.tobytes() for c in coefs)])
 
 
@@ -58,6 +71,18 @@ def _values(words, out_bits):
         value = sum(word << (32 * i) for i, word in enumerate(row)) & mask
         values.append((value ^ sign) - sign)
     return np.array(values, dtype=object)
+
+
+def _channel_values(words, bits, channels):
+    """``(n, channels)`` signed values from ``(n, words)`` rows of side-by-side channels."""
+    if channels == 1:
+        return _values(words, bits).reshape(-1, 1)
+    n = words.shape[0]
+    raw = [sum(int(word) << (32 * i) for i, word in enumerate(row)) for row in words.tolist()]
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    values = [[(((value >> (bits * c)) & mask) ^ sign) - sign for c in range(channels)]
+              for value in raw]
+    return np.array(values, dtype=object if bits > 62 else np.int64).reshape(n, channels)
 
 
 def marker_errors(markers, out_shape):
@@ -82,8 +107,8 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
     spec = dut.spec
     if vcd is not None and not isinstance(vcd, (str, os.PathLike)):
         raise TypeError(f"'vcd' must be a file path for the fast backend, not {vcd!r}")
-    _check_probability("in_stall", in_stall)
-    _check_probability("out_stall", out_stall)
+    check_probability("in_stall", in_stall)
+    check_probability("out_stall", out_stall)
     frames, kernels = stimulus(spec, frames, coefficients)
     if not frames:
         raise ValueError("'frames' must hold at least one frame, not an empty sequence")
@@ -115,10 +140,9 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
     offset += 4 * outputs * n_words
     markers = np.frombuffer(raw, np.uint8, outputs, offset)
 
-    values = _values(words, spec.out_bits)
-    result_frames = [values[k * out_size:(k + 1) * out_size].reshape(spec.out_shape).copy()
-                     for k in range(len(frames))]
+    channels = getattr(spec, "out_channels", 1)
+    values = _channel_values(words, spec.out_bits, channels)
     errors = [_ERRORS[code & 1].format(cycle=code >> 1) for code in error_codes]
     errors += marker_errors(markers, spec.out_shape)
-    return SimResult(frames=result_frames, cycles=last_out - first_in,
+    return SimResult(frames=result_frames(spec, values, len(frames)), cycles=last_out - first_in,
                      total_cycles=last_out + 1, errors=errors, engine="verilator")
