@@ -111,7 +111,8 @@ class OutputStage:
         self._rounded = tuple(
             (self.round(c, lo), self.round(c, hi)) for c, (lo, hi) in enumerate(self._biased))
         if out_bits is None:
-            floor, ceiling = self._bounds(-(1 << 64), 1 << 64)
+            unbounded = max(max(abs(lo), abs(hi)) for lo, hi in self._rounded) + 1
+            floor, ceiling = self._bounds(-unbounded, unbounded)
             lows = [min(max(lo, floor), ceiling) for lo, _ in self._rounded]
             highs = [max(min(hi, ceiling), floor) for _, hi in self._rounded]
             self._out_bits = signed_bits(min(lows), max(highs))

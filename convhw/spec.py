@@ -470,6 +470,16 @@ class ConvSpec:
         return self._out_channels * self.inputs_per_output
 
     @property
+    def coefficient_addresses(self):
+        """Size of the coefficient port's address space (see :meth:`coefficient_address`)."""
+        return self.coefficient_count
+
+    def coefficient_address(self, co, ci, kh, kw):
+        """Where runtime weight ``[co][ci][kh][kw]`` (as the user wrote it) is written: the
+        PyTorch flat index ``((co*Cin/groups + ci)*KH + kh)*KW + kw``."""
+        return (co * self.group_in_channels + ci) * self.taps + kh * self._kernel_shape[1] + kw
+
+    @property
     def dsp_taps(self):
         """How many runtime-coefficient products multiply with ``*`` (DSP blocks)."""
         if self._weights is not None:

@@ -4,6 +4,9 @@ Writes land in a shadow copy. ``swap`` (asserted as the frame's first position p
 window) copies the shadow into ``active``. ``active_late`` is ``active`` one cycle later, for
 taps whose multiplication happens one pipeline stage further on, so that every position of a
 frame sees one consistent set of coefficients.
+
+Address ``addr`` holds weight ``spec.coefficient_index(addr) = (co, ci, row, col)``: the PyTorch
+flat index of ``(Cout, Cin/groups, KH, KW)`` weights, the row-major kernel index for one kernel.
 """
 
 from amaranth import *
@@ -15,14 +18,24 @@ from .layouts import coefficient_port_signature
 __all__ = ["CoefficientBank"]
 
 
+def bank_layout(spec):
+    """``[co][ci][row][col]`` of signed ``coeff_bits`` values, in tap order."""
+    kh, kw = spec.kernel_shape
+    cout = getattr(spec, "out_channels", 1)
+    cin = getattr(spec, "group_in_channels", 1)
+    value = signed(spec.coeff_bits)
+    return data.ArrayLayout(data.ArrayLayout(data.ArrayLayout(
+        data.ArrayLayout(value, kw), kh), cin), cout)
+
+
 class CoefficientBank(wiring.Component):
     """Members: ``port`` (In, the write port), ``swap`` (In); ``active``, ``active_late`` (Out),
-    indexed ``[row][col]`` in tap order (already flipped for mathematical convolution)."""
+    indexed ``[co][ci][row][col]`` in tap order (already flipped for mathematical
+    convolution)."""
 
     def __init__(self, spec):
         self._spec = spec
-        kh, kw = spec.kernel_shape
-        layout = data.ArrayLayout(data.ArrayLayout(signed(spec.coeff_bits), kw), kh)
+        layout = bank_layout(spec)
         super().__init__({
             "port": In(coefficient_port_signature(spec)),
             "swap": In(1),
@@ -33,12 +46,16 @@ class CoefficientBank(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        for addr in range(spec.taps):
-            row, col = spec.tap_index(addr)
+        count = getattr(spec, "coefficient_count", spec.taps)
+        for addr in range(count):
+            if hasattr(spec, "coefficient_index"):
+                co, ci, row, col = spec.coefficient_index(addr)
+            else:
+                (row, col), co, ci = spec.tap_index(addr), 0, 0
             shadow = Signal(signed(spec.coeff_bits), name=f"shadow_{addr}")
             with m.If(self.port.we & (self.port.addr == addr)):
                 m.d.sync += shadow.eq(self.port.data)
             with m.If(self.swap):
-                m.d.sync += self.active[row][col].eq(shadow)
-            m.d.sync += self.active_late[row][col].eq(self.active[row][col])
+                m.d.sync += self.active[co][ci][row][col].eq(shadow)
+            m.d.sync += self.active_late[co][ci][row][col].eq(self.active[co][ci][row][col])
         return m

@@ -27,17 +27,20 @@ Frame edges
     needed and is ignored.
 """
 
+from dataclasses import replace
+
 from amaranth import *
 from amaranth.lib import data, wiring
 
 from ..spec import ConvSpec
+from ..terms import tree_depth
 from .adder_tree import adder_tree
 from .coefficients import CoefficientBank
 from .core_io import StreamingCore
 from .delay import delay
 from .issue import IssueGate
 from .line_buffer import LineBuffer
-from .products import masked_terms
+from .products import TermBuilder
 from .requantize import requantize
 from .schedule import Scheduler
 from .window import Window
@@ -61,17 +64,25 @@ class Conv2d(StreamingCore):
         m = Module()
         spec = self._spec
         kh, kw = spec.kernel_shape
-        pixel_shape = self.i.payload.data.shape()
+        channels = spec.in_channels
+        element = self.i.payload.data.shape()
+        if channels > 1:
+            element = element.elem_shape
+        pixel_shape = data.ArrayLayout(element, channels)
         output = self.output_queue(m)
 
-        # P0: the scheduler issues one position per clock.
+        # P0: the scheduler issues one position per clock (a folded core: an emitting position
+        # every ``fold`` clocks at most).
         m.submodules.scheduler = sched = Scheduler(spec)
         reset = sched.initial_description
         m.submodules.issue_gate = gate = IssueGate(
             init=(1, reset["needs_input"], reset["at_start"]))
         issue = gate.issue
+        next_credit = output.next_can_start
+        if spec.folded:
+            next_credit = next_credit & self._fold_gap(m, issue & sched.emit)
         m.d.comb += [
-            gate.next_credit.eq(output.next_can_start),
+            gate.next_credit.eq(next_credit),
             gate.next_needs_input.eq(sched.next_needs_input),
             gate.next_at_start.eq(sched.next_at_start),
             gate.valid.eq(self.i.valid), gate.first.eq(self.i.payload.first),
@@ -97,7 +108,7 @@ class Conv2d(StreamingCore):
         m.d.sync += [
             s1.eq(p0), s1_valid.eq(issue), s1_column.eq(sched.column),
             s1_in_columns.eq(sched.in_columns),
-            s1_pixel.eq(Mux(sched.needs_input, self.i.payload.data, 0)),
+            s1_pixel.eq(Mux(sched.needs_input, Value.cast(self.i.payload.data), 0)),
         ]
         span_h = spec.span[0]
         column = [s1_pixel] * kh
@@ -121,19 +132,41 @@ class Conv2d(StreamingCore):
         # S2: the window holds this position's taps; mask the padding and multiply.
         s2 = Signal(control)
         m.d.sync += s2.eq(s1)
+
+        def inside(row, col):
+            return s2.row_mask[row] & s2.col_mask[col]
+
+        def tap(row, col, ci):
+            return window.taps[row][col][ci]
+
+        if spec.folded:
+            results, done = self._folded_datapath(m, s2, tap, inside)
+        else:
+            results, done = self._parallel_datapath(m, s1, s2, tap, inside)
+        self.write_result(m, output, done, results)
+        return m
+
+    def _parallel_datapath(self, m, s1, s2, tap, inside):
+        """Every product of every output channel in one cycle: ``(results, control)``."""
+        spec = self._spec
         bank = None
         if spec.runtime_coeffs:
             m.submodules.coefficients = bank = CoefficientBank(spec)
             wiring.connect(m, wiring.flipped(self.coef), bank.port)
             m.d.comb += bank.swap.eq(s1.sof)
-        terms = masked_terms(m, spec, window.taps,
-                             lambda row, col: s2.row_mask[row] & s2.col_mask[col], bank)
-        s3 = Signal(control)
+        builder = TermBuilder(m, spec, tap, inside, bank)
+        s3 = Signal.like(s2)
         m.d.sync += s3.eq(s2)
 
-        # Adder tree, then rounding and saturation.
-        result = requantize(m, adder_tree(m, terms), spec)
+        # Adder trees (the shallower ones delayed to the deepest), then the output stages.
+        results = []
+        for co in range(spec.out_channels):
+            terms = builder.terms(co)
+            root = adder_tree(m, terms, name=f"tree_{co}" if spec.out_channels > 1 else "tree")
+            lag = spec.tree_depth - tree_depth(len(terms))
+            if lag:
+                root = replace(root, value=delay(m, root.value, lag, f"root_{co}"))
+            results.append(requantize(m, root, spec, co))
         done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
         assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
-        self.write_result(m, output, done, result)
-        return m
+        return results, done

@@ -19,11 +19,14 @@ def core_signature(spec):
     """``i``, ``o`` and, for runtime coefficients, ``coef``: the members of a core for ``spec``.
 
     Works for any spec with ``in_bits``, ``in_signed``, ``out_bits``, ``runtime_coeffs``,
-    ``taps`` and ``coeff_bits``.
+    ``taps`` and ``coeff_bits`` (and ``in_channels``/``out_channels``: one beat carries every
+    channel of a pixel).
     """
     members = {
-        "i": In(stream.Signature(pixel_layout(spec.in_bits, spec.in_signed))),
-        "o": Out(stream.Signature(pixel_layout(spec.out_bits, True))),
+        "i": In(stream.Signature(pixel_layout(spec.in_bits, spec.in_signed,
+                                              getattr(spec, "in_channels", 1)))),
+        "o": Out(stream.Signature(pixel_layout(spec.out_bits, True,
+                                               getattr(spec, "out_channels", 1)))),
     }
     if spec.runtime_coeffs:
         members["coef"] = In(coefficient_port_signature(spec))
@@ -78,7 +81,8 @@ class OutputQueue(wiring.Component):
         pop = valid & self.o.ready
         fetch = has_stored & (~valid | self.o.ready)
         m.d.comb += [
-            wr.en.eq(self.w_en), wr.addr.eq(read_addr + stored), wr.data.eq(self.w_data),
+            wr.en.eq(self.w_en), wr.addr.eq(read_addr + stored),
+            wr.data.eq(self._formal_write_data(m, platform)),
             rd.en.eq(fetch), rd.addr.eq(read_addr),
         ]
         # Written as conditions rather than arithmetic on the enables, so a Verilog simulator's
@@ -110,7 +114,57 @@ class OutputQueue(wiring.Component):
             self.o.valid.eq(valid),
             self.o.payload.eq(rd.data),
         ]
+        if getattr(platform, "formal_checks", False):
+            self._add_formal_checks(m, platform, storage=storage, rows=rows,
+                                    read_addr=read_addr, stored=stored, has_stored=has_stored,
+                                    valid=valid, owed=owed, can_start=can_start, fetch=fetch,
+                                    pop=pop)
         return m
+
+    def _formal_write_data(self, m, platform):
+        """``w_data``; in a formal build that abstracts data (``platform.formal_abstract_data``)
+        any value in its ``data`` field: the queue's properties do not depend on it, and the
+        datapath that computes it drops out of the proof."""
+        if not getattr(platform, "formal_abstract_data", False):
+            return self.w_data
+        from amaranth.asserts import AnySeq
+        abstract = Signal(self.w_data.shape())
+        m.d.comb += [
+            abstract.data.eq(AnySeq(len(Value.cast(self.w_data.data)))),
+            abstract.first.eq(self.w_data.first),
+            abstract.last.eq(self.w_data.last),
+        ]
+        return abstract
+
+    def _add_formal_checks(self, m, platform, *, storage, rows, read_addr, stored, has_stored,
+                           valid, owed, can_start, fetch, pop):
+        """Formal builds only (``platform.formal_checks``, see :mod:`convhw.formal`): assert
+        the queue's own invariants with ``platform.formal_property`` and keep its state in
+        :attr:`formal_view` for a harness to relate to the core around it."""
+        prop = platform.formal_property
+        depth = self._depth
+        # Entry ``j`` of the memory, counted from the read address (comb read ports: formal
+        # builds only, they would cost a LUT RAM each).
+        entries = []
+        for j in range(rows):
+            port = storage.read_port(domain="comb")
+            m.d.comb += port.addr.eq(read_addr + j)
+            entries.append(self.w_data.shape()(port.data))
+        m.d.comb += [
+            prop("queue_counts", has_stored == (stored != 0)),
+            prop("queue_counts", can_start == (owed < depth)),
+            prop("queue_counts", owed <= depth),
+            prop("queue_counts", stored + valid <= owed),
+            # A write always finds a free row (and never the row read in the same cycle).
+            prop("fifo_no_overflow", ~self.w_en | (stored < rows)),
+            # A read or a pop always finds a result.
+            prop("fifo_no_underflow", ~fetch | (stored != 0)),
+            prop("fifo_no_underflow", ~pop | (owed != 0)),
+            # Every result written was issued (took a credit) and is still owed.
+            prop("fifo_no_underflow", ~self.w_en | (owed > stored + valid)),
+        ]
+        self.formal_view = dict(depth=depth, rows=rows, stored=stored, valid=valid, owed=owed,
+                                can_start=can_start, entries=entries)
 
 
 class StreamingCore(wiring.Component):
@@ -131,14 +185,24 @@ class StreamingCore(wiring.Component):
 
     def output_queue(self, m):
         """Add the output queue to ``m``, driving ``o``; the caller drives its ``start``."""
-        m.submodules.output = output = OutputQueue(bits=self._spec.out_bits,
-                                                   depth=self._spec.latency + 1)
-        wiring.connect(m, output.o, wiring.flipped(self.o))
+        spec = self._spec
+        bits = len(Value.cast(self.o.payload.data))
+        depth = getattr(spec, "output_queue_depth", spec.latency + 1)
+        m.submodules.output = output = OutputQueue(bits=bits, depth=depth)
+        # The queue's payload is flat; ``o`` may carry an array of channels in the same bits.
+        m.d.comb += [
+            self.o.payload.eq(output.o.payload.as_value()),
+            self.o.valid.eq(output.o.valid),
+            output.o.ready.eq(self.o.ready),
+        ]
         return output
 
     @staticmethod
     def write_result(m, output, control, result):
-        """Enter ``result`` into ``output`` with the ``emit``/``first``/``last`` of ``control``."""
+        """Enter ``result`` (one value, or a list with channel 0 first) into ``output`` with the
+        ``emit``/``first``/``last`` of ``control``."""
+        if isinstance(result, (list, tuple)):
+            result = Cat(*result)
         m.d.comb += [
             output.w_en.eq(control.emit),
             output.w_data.data.eq(result),
