@@ -7,8 +7,8 @@ The network (NumPy only, fixed seed, about 20 s on one core)::
     Conv 8->16 3x3 pad 1, ReLU, MaxPool 2x2    -> (N, 16, 2, 2)
     Flatten, Gemm 64->10                        -> (N, 10) scores
 
-1,880 weights. It trains on a stratified 80% of the 1,797 images (``train_test_split`` with
-``random_state=0``) and keeps the other 20% (360 images) held out. The float model is exported
+1,864 weights and 34 biases. It trains on a stratified 80% of the 1,797 images
+(``train_test_split`` with ``random_state=0``) and keeps the other 20% (360 images) held out. The float model is exported
 with a symbolic batch dimension and quantized by ``onnxruntime.quantization.quantize_static``
 (QDQ, int8 activations and weights, weights per output channel, calibrated on the training
 images). The input takes ``load_digits().images`` as float32 with no other preprocessing: the
