@@ -1,6 +1,6 @@
 """Train a small CNN on scikit-learn's digits, quantize it to int8 ONNX, write the model.
 
-The network (NumPy only, fixed seed, about 20 s on one core)::
+The network (NumPy only, fixed seed, about 15 s of CPU time)::
 
     input (N, 1, 8, 8), values 0..16
     Conv 1->8 3x3 pad 1, ReLU, MaxPool 2x2     -> (N, 8, 4, 4)
@@ -8,10 +8,10 @@ The network (NumPy only, fixed seed, about 20 s on one core)::
     Flatten, Gemm 64->10                        -> (N, 10) scores
 
 1,864 weights and 34 biases. It trains on a stratified 80% of the 1,797 images
-(``train_test_split`` with ``random_state=0``) and keeps the other 20% (360 images) held out. The float model is exported
-with a symbolic batch dimension and quantized by ``onnxruntime.quantization.quantize_static``
-(QDQ, int8 activations and weights, weights per output channel, calibrated on the training
-images). The input takes ``load_digits().images`` as float32 with no other preprocessing: the
+(``train_test_split`` with ``random_state=0``) and keeps the other 20% (360 images) held out.
+The float model is exported with a symbolic batch dimension and quantized by
+``onnxruntime.quantization.quantize_static`` (QDQ, int8 activations and weights, weights per
+output channel, calibrated on the training images). The input takes ``load_digits().images`` as float32 with no other preprocessing: the
 scaling to 0..1 used in training is folded into the first layer's weights.
 
 Run from the repository root::
