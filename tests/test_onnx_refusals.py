@@ -299,3 +299,17 @@ def test_one_dimensional_conv():
             node.input[1] = "w1d"
     _refused(model, r"^node 'conv' \(Conv\): weights of shape \(2, 1, 3\) are not 2-D; "
                     r"supported: \(Cout, Cin/group, KH, KW\)$")
+
+
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+def test_conv_auto_pad_against_onnxruntime(auto_pad):
+    conv = helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], name="conv", auto_pad=auto_pad,
+                            strides=[2, 2])
+    model = _model(conv=conv, input_dims=(1, 7, 6))
+    x = _x(shape=(1, 7, 6))
+    expected = run_onnxruntime(model, x)
+    network = read_model(model)
+    np.testing.assert_array_equal(run_network(network, x, onnxruntime_rounding=True), expected)
+    pads = {"SAME_UPPER": ((1, 1), (0, 1)), "SAME_LOWER": ((1, 1), (1, 0)),
+            "VALID": ((0, 0), (0, 0))}[auto_pad]
+    assert network.layers[0].padding == pads
