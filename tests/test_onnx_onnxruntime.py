@@ -18,8 +18,8 @@ import pytest
 
 from convhw.onnx import input_codes, read_model, run_network
 
-from onnx_models import (FLOAT_MODELS, assert_double_rounding_only, quantized, random_input,
-                         run_onnxruntime)
+from onnx_models import (FLOAT_MODELS, assert_double_rounding_only, optimized_ops, quantized,
+                         random_input, run_onnxruntime)
 
 CASES = [case for case in itertools.product(sorted(FLOAT_MODELS), ("qdq", "qoperator"),
                                             ("int8", "uint8"), ("int8", "uint8"),
@@ -66,3 +66,34 @@ def test_integer_input_is_taken_as_codes():
     x = random_input(shape, 4, seed=6)
     codes = input_codes(network, x).astype(np.int8)
     np.testing.assert_array_equal(run_network(network, codes), run_network(network, x))
+
+
+@pytest.mark.parametrize("activation", ["int8", "uint8"])
+def test_onnxruntime_runs_the_qdq_models_fused(activation):
+    """The comparisons above are with onnxruntime's integer kernels, not a float path."""
+    model, _ = quantized("pooling", "qdq", activation, "int8", True)
+    ops = optimized_ops(model)
+    for fused in ("QLinearConv", "QLinearAveragePool", "QLinearGlobalAveragePool", "QGemm"):
+        assert fused in ops
+    assert not {"Conv", "Gemm", "AveragePool", "GlobalAveragePool"} & set(ops)
+
+
+@pytest.mark.parametrize("dtype, scale, zero", [(np.uint8, 0.25, 7), (np.int8, 0.0371, -3),
+                                                (np.uint8, 3.3e-3, 128)])
+def test_quantize_and_dequantize_linear(dtype, scale, zero):
+    """The input QuantizeLinear (ties to even, saturation) and the output DequantizeLinear."""
+    from onnx import helper, numpy_helper
+
+    from onnx_models import graph_model
+
+    inits = [numpy_helper.from_array(np.float32(scale), "s"),
+             numpy_helper.from_array(dtype(zero), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    model = graph_model(nodes, inits, (2, 8, 8))
+    rng = np.random.default_rng(4)
+    ties = (rng.integers(-300, 300, (16, 2, 8, 8)) + 0.5) * np.float32(scale)
+    x = np.concatenate([ties, rng.normal(0, 100 * scale, (16, 2, 8, 8))]).astype(np.float32)
+    network = read_model(model)
+    assert network.layers == ()
+    np.testing.assert_array_equal(run_network(network, x), run_onnxruntime(model, x))
