@@ -11,8 +11,9 @@ The network (NumPy only, fixed seed, about 15 s of CPU time)::
 (``train_test_split`` with ``random_state=0``) and keeps the other 20% (360 images) held out.
 The float model is exported with a symbolic batch dimension and quantized by
 ``onnxruntime.quantization.quantize_static`` (QDQ, int8 activations and weights, weights per
-output channel, calibrated on the training images). The input takes ``load_digits().images`` as float32 with no other preprocessing: the
-scaling to 0..1 used in training is folded into the first layer's weights.
+output channel, calibrated on the training images). The input takes ``load_digits().images``
+as float32 with no other preprocessing: the scaling to 0..1 used in training is folded into
+the first layer's weights.
 
 Run from the repository root::
 

@@ -8,7 +8,7 @@ from convhw.golden import run_spec
 from convhw.onnx import (ConvLayer, MaxPoolLayer, AveragePoolLayer, Quantization, input_codes,
                          multiplier, read_model, run_layer)
 
-from onnx_models import FLOAT_MODELS, quantized, random_input
+from onnx_models import quantized, random_input
 
 
 def _initializers(model):

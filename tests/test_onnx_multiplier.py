@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from convhw.onnx import (exact_requantize, multiplier, onnxruntime_requantize, read_model,
                          run_network, scale_and_shift)

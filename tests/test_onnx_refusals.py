@@ -107,7 +107,7 @@ def test_uint8_weights_zero_point_folded():
                                   run_onnxruntime(model, x))
 
 
-# --- refusals --------------------------------------------------------------------------------------
+# --- refusals -------------------------------------------------------------------------------
 
 SUPPORTED = re.escape("supported: QuantizeLinear, DequantizeLinear, Conv, Gemm, MatMul, Relu, "
                       "Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, "
