@@ -313,3 +313,11 @@ def test_conv_auto_pad_against_onnxruntime(auto_pad):
     pads = {"SAME_UPPER": ((1, 1), (0, 1)), "SAME_LOWER": ((1, 1), (1, 0)),
             "VALID": ((0, 0), (0, 0))}[auto_pad]
     assert network.layers[0].padding == pads
+
+
+def test_flatten_straight_into_a_float_dense_layer():
+    tail, weights = _dense_tail(helper.make_node("Flatten", ["cd"], ["fd"], name="flat"))
+    tail = [n for n in tail if n.name not in ("q_fq", "dq_fd")]
+    _refused(_model(tail, weights), r"^node 'flat' \(Flatten\): its float output goes to "
+                                    r"'dense' \(Gemm\), a float-only path; supported: a "
+                                    r"QuantizeLinear right after it$")

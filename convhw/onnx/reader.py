@@ -248,8 +248,11 @@ class _Reader:
                                                             "(a requantization)")
             return node.output[0], False
         if op in _SHAPE_OPS:
+            quantize = self.quantize_after(node)
+            self.expect_same(quantize, self.output_quant(quantize),
+                             f"the DequantizeLinear before {op} {node_label(node)}")
             self.flatten(node)
-            return node.output[0], True
+            return quantize.output[0], False
         if op in _ACTIVATIONS:
             quantize = self.quantize_after(node)
             self.expect_same(quantize, self.output_quant(quantize),
