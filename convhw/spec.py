@@ -194,6 +194,10 @@ class ConvSpec:
         self._pe = self._out_channels if pe is None else \
             validate_int("pe", pe, maximum=self._out_channels)
         self._simd = inputs if simd is None else validate_int("simd", simd, maximum=inputs)
+        if self.folded and self._max_dsps is not None and self._max_dsps < self.multipliers:
+            raise ValueError(f"'max_dsps' {self._max_dsps} is below the {self.multipliers} "
+                             f"multipliers of the folded layer (pe {self._pe} x simd "
+                             f"{self._simd}), which all use DSP blocks: lower 'pe' or 'simd'")
 
         self._acc_ranges = self._accumulator_ranges()
         self._requantize = (shift is not None or out_bits is not None or scale is not None
@@ -472,12 +476,32 @@ class ConvSpec:
     @property
     def coefficient_addresses(self):
         """Size of the coefficient port's address space (see :meth:`coefficient_address`)."""
+        if self.folded:
+            return self.fold << self.lane_bits
         return self.coefficient_count
 
+    @property
+    def lane_bits(self):
+        """Low address bits that pick a lane (``pe*simd`` of them) in a folded weight word."""
+        return max(0, (self.multipliers - 1).bit_length())
+
     def coefficient_address(self, co, ci, kh, kw):
-        """Where runtime weight ``[co][ci][kh][kw]`` (as the user wrote it) is written: the
-        PyTorch flat index ``((co*Cin/groups + ci)*KH + kh)*KW + kw``."""
-        return (co * self.group_in_channels + ci) * self.taps + kh * self._kernel_shape[1] + kw
+        """Where runtime weight ``[co][ci][kh][kw]`` (as the user wrote it) is written.
+
+        Unfolded: the PyTorch flat index ``((co*Cin/groups + ci)*KH + kh)*KW + kw`` (the
+        row-major kernel index for one kernel). Folded: ``word << lane_bits | lane``, where the
+        weight is input ``n = (ci*KH + row)*KW + col`` of its channel (``row, col`` the tap,
+        rotated when ``flip``), ``word = (co // pe) * ceil(N/simd) + n // simd`` and
+        ``lane = (co % pe) * simd + n % simd``.
+        """
+        if not self.folded:
+            return ((co * self.group_in_channels + ci) * self.taps
+                    + kh * self._kernel_shape[1] + kw)
+        row, col = self.tap_index(kh * self._kernel_shape[1] + kw)
+        n = (ci * self._kernel_shape[0] + row) * self._kernel_shape[1] + col
+        word = (co // self._pe) * self.simd_folds + n // self._simd
+        lane = (co % self._pe) * self._simd + n % self._simd
+        return (word << self.lane_bits) | lane
 
     @property
     def dsp_taps(self):

@@ -34,10 +34,11 @@ from amaranth.lib import data, wiring
 
 from ..spec import ConvSpec
 from ..terms import tree_depth
-from .adder_tree import adder_tree
+from .adder_tree import Term, adder_tree
 from .coefficients import CoefficientBank
 from .core_io import StreamingCore
 from .delay import delay
+from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
 from .products import TermBuilder
@@ -140,7 +141,7 @@ class Conv2d(StreamingCore):
             return window.taps[row][col][ci]
 
         if spec.folded:
-            results, done = self._folded_datapath(m, s2, tap, inside)
+            results, done = self._folded_datapath(m, s1, s2, tap, inside)
         else:
             results, done = self._parallel_datapath(m, s1, s2, tap, inside)
         self.write_result(m, output, done, results)
@@ -170,3 +171,42 @@ class Conv2d(StreamingCore):
         done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
         assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
         return results, done
+
+    def _folded_datapath(self, m, s1, s2, tap, inside):
+        """``pe`` channels at a time, ``simd`` products each per cycle: ``(results, control)``."""
+        spec = self._spec
+        kh, kw = spec.kernel_shape
+        per_group = spec.group_in_channels
+
+        def value(n, group):
+            ci, index = divmod(n, kh * kw)
+            row, col = divmod(index, kw)
+            return Mux(inside(row, col), tap(row, col, group * per_group + ci), 0)
+
+        runtime = spec.runtime_coeffs
+        engine = FoldedDatapath(m, spec, value, s2.emit, swap=s1.sof if runtime else None,
+                                coef=self.coef if runtime else None)
+        # The frame markers wait in a register from the load to the last chunk; loads come at
+        # least ``fold`` cycles apart, so the register is free again by then.
+        markers = Signal.like(s2)
+        with m.If(s2.emit):
+            m.d.sync += markers.eq(s2)
+        final = Signal.like(s2)
+        m.d.comb += [final.eq(markers), final.emit.eq(engine.final)]
+        done = delay(m, final, engine.final_to_done + spec.back_stages, "control")
+        results = []
+        for co, total in enumerate(engine.accumulators):
+            lo, hi = spec.acc_ranges[co]
+            results.append(requantize(m, Term(total, lo, hi), spec, co))
+        return results, done
+
+    def _fold_gap(self, m, emits):
+        """Whether a position may issue next cycle: ``fold - 1`` cycles pass after each
+        position that completes an output (``emits``)."""
+        fold = self._spec.fold
+        wait = Signal(range(fold))
+        with m.If(emits):
+            m.d.sync += wait.eq(fold - 1)
+        with m.Elif(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
+        return Mux(emits, 0, wait <= 1)

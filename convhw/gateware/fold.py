@@ -1,0 +1,210 @@
+"""Folded layer datapath: ``pe`` output channels at a time, ``simd`` products each per cycle.
+
+Contract: in the cycle ``load`` is high (``s2.emit``, a position that completes an output),
+``value(n, group)`` holds input ``n`` of that group's output values (PyTorch order
+``(ci*KH + row)*KW + col``, taps already masked to zero in padding). The datapath then takes
+``spec.fold`` cycles (``P = ceil(Cout/pe)`` channel groups, each over ``Q = ceil(N/simd)`` input
+chunks), and ``spec.FOLD_STAGES + spec.fold - 1 + spec.tree_depth`` cycles after ``load`` every
+output channel's accumulator stands in :attr:`accumulators`, for one cycle marked by ``done``.
+A new ``load`` may come ``spec.fold`` cycles after the previous one (the issue gate sees to it).
+
+Operands
+    One rotator per group holds the position's ``N`` inputs (zero-padded to ``Q*simd``) and
+    turns by ``simd`` each cycle, so its first ``simd`` registers are always the current chunk:
+    every register has a two-input multiplexer (load or turn), and no wide selector sits in front
+    of the multipliers. A lane whose channel changes group from one channel group to the next
+    selects among the rotators by the channel group.
+
+Weights
+    One block RAM word per cycle: word ``p*Q + q`` holds the ``pe*simd`` weights of channel group
+    ``p``, chunk ``q`` (lane ``k*simd + s``: channel ``p*pe + k``, input ``q*simd + s``). Constant
+    weights are its initial contents; runtime weights go into a second half (the shadow) through
+    the coefficient port, which is swapped in at the next start of frame after a write.
+
+Pipeline
+    rotators -> multiplier input registers -> products -> SIMD adder tree -> accumulators ->
+    collector (every channel's total) -> ``accumulators``.
+"""
+
+from amaranth import *
+from amaranth.lib import memory
+from amaranth.utils import ceil_log2
+
+from ..spec import signed_bits
+from .adder_tree import Term, adder_tree
+from .delay import delay
+
+__all__ = ["FoldedDatapath"]
+
+
+class FoldedDatapath:
+    """The folded engine of a layer spec, built into ``m``.
+
+    Parameters
+    ----------
+    m : Module
+    spec : ConvSpec
+        A folded spec (``spec.fold > 1``).
+    value : callable
+        ``value(n, group)``: input ``n`` of ``group`` in the ``load`` cycle.
+    load : Value
+        A position that completes an output is in the window.
+    swap : Value, optional
+        Runtime weights: a start of frame passes (one cycle before its position's ``load``).
+    coef : interface, optional
+        Runtime weights: the core's coefficient port (``we``, ``addr``, ``data``).
+
+    Attributes
+    ----------
+    accumulators : list of Value
+        Per output channel, valid while ``done``.
+    final : Value
+        The last chunk is at the rotators' heads (``done`` follows ``final_to_done`` cycles
+        later).
+    done : Value
+    """
+
+    def __init__(self, m, spec, value, load, swap=None, coef=None):
+        self._m, self._spec = m, spec
+        pe, simd = spec.pe, spec.simd
+        folds_p, folds_q, fold = spec.pe_folds, spec.simd_folds, spec.fold
+        inputs = spec.inputs_per_output
+
+        # Step counters of the chunk at the rotators' heads (cycles after ``load``).
+        active = Signal()
+        step = Signal(range(fold))
+        chunk = Signal(range(folds_q))
+        group = Signal(range(folds_p))
+        last_chunk = chunk == folds_q - 1
+        with m.If(load):
+            m.d.sync += [active.eq(1), step.eq(0), chunk.eq(0), group.eq(0)]
+        with m.Elif(active):
+            m.d.sync += [
+                active.eq(step != fold - 1), step.eq(step + 1),
+                chunk.eq(Mux(last_chunk, 0, chunk + 1)), group.eq(group + last_chunk),
+            ]
+
+        # Rotators: one per group of the layer.
+        length = folds_q * simd
+        heads = []
+        for g in range(spec.groups):
+            element = signed(spec.in_bits) if spec.in_signed else unsigned(spec.in_bits)
+            ring = [Signal(element, name=f"ring_{g}_{j}") for j in range(length)]
+            with m.If(load):
+                m.d.sync += [ring[j].eq(value(j, g) if j < inputs else 0) for j in range(length)]
+            with m.Elif(active):
+                m.d.sync += [ring[j].eq(ring[(j + simd) % length]) for j in range(length)]
+            heads.append(ring[:simd])
+
+        weights = self._weight_memory(load, active, step, swap, coef)
+
+        # Lanes: multiplier input registers, products, the SIMD tree, the accumulator.
+        xlo, xhi = spec.pixel_range
+        cb = spec.coeff_bits
+        clo, chi = -(1 << (cb - 1)), (1 << (cb - 1)) - 1
+        corners = [c * x for c in (clo, chi) for x in (xlo, xhi)]
+        acc_lo, acc_hi = spec.acc_range
+        tree_delay = 2 + spec.tree_depth       # head -> root
+        first_at_root = delay(m, active & (chunk == 0), tree_delay, "first_chunk")
+        lanes = []
+        for k in range(pe):
+            channel_groups = [spec.input_channel(p * pe + k, 0) // spec.group_in_channels
+                              if p * pe + k < spec.out_channels else 0 for p in range(folds_p)]
+            products = []
+            for s in range(simd):
+                if len(set(channel_groups)) == 1:
+                    operand = heads[channel_groups[0]][s]
+                else:
+                    operand = Array(heads[g][s] for g in channel_groups)[group]
+                lane = f"{k}_{s}"
+                value_in = Signal.like(operand, name=f"mul_value_{lane}")
+                weight_in = Signal(signed(cb), name=f"mul_weight_{lane}")
+                product = Signal(signed(signed_bits(min(corners), max(corners))),
+                                 name=f"product_{lane}")
+                m.d.sync += [
+                    value_in.eq(operand),
+                    weight_in.eq(weights.word(k * simd + s)),
+                    product.eq(value_in * weight_in),
+                ]
+                products.append(Term(product, min(corners), max(corners)))
+            root = adder_tree(m, products, name=f"lane_{k}")
+            total = root.value << root.shift
+            total = -total if root.negative else total
+            acc = Signal(signed(signed_bits(acc_lo, acc_hi)), name=f"acc_{k}")
+            m.d.sync += acc.eq(Mux(first_at_root, total, acc + total))
+            lanes.append(acc)
+
+        # Collector: a channel group's totals, the cycle after its last chunk accumulated.
+        write = delay(m, active & last_chunk, tree_delay + 1, "group_done")
+        write_group = delay(m, group, tree_delay + 1, "group_of_total")
+        self.accumulators = []
+        for co in range(spec.out_channels):
+            total = Signal(signed(signed_bits(acc_lo, acc_hi)), name=f"total_{co}")
+            with m.If(write & (write_group == co // pe)):
+                m.d.sync += total.eq(lanes[co % pe])
+            self.accumulators.append(total)
+        self.final = active & (step == fold - 1)
+        self.final_to_done = tree_delay + 2
+        self.done = delay(m, self.final, self.final_to_done, "fold_done")
+
+    def _weight_memory(self, load, active, step, swap, coef):
+        """Word ``step`` (one cycle later) of the weight memory, with a ``word(lane)`` accessor."""
+        m, spec = self._m, self._spec
+        lanes, cb, fold = spec.pe * spec.simd, spec.coeff_bits, spec.fold
+        width = lanes * cb
+        read_addr = Mux(load, 0, Mux(step == fold - 1, 0, step + 1))
+        if coef is None:
+            init = [self._constant_word(word) for word in range(fold)]
+            m.submodules.weights = weights = memory.Memory(shape=width, depth=fold, init=init)
+            rd = weights.read_port()
+            m.d.comb += rd.addr.eq(read_addr)
+        else:
+            # Two halves: the active one is read, the other (the shadow) written; a start of
+            # frame swaps them after a write.
+            depth = 1 << ceil_log2(fold)
+            m.submodules.weights = weights = memory.Memory(
+                shape=width, depth=2 * depth, init=[])
+            rd, wr = weights.read_port(), weights.write_port(granularity=cb)
+            bank, pending = Signal(), Signal()
+            lane_bits = ceil_log2(lanes)
+            word, lane = coef.addr[lane_bits:], coef.addr[:lane_bits]
+            m.d.comb += [
+                wr.addr.eq(Cat(word[:ceil_log2(depth)], ~bank)),
+                wr.data.eq(coef.data.as_unsigned().replicate(lanes)),
+            ]
+            for index in range(lanes):
+                m.d.comb += wr.en[index].eq(coef.we & (lane == index) &
+                                            (word < fold))
+            with m.If(swap & pending):
+                m.d.sync += [bank.eq(~bank), pending.eq(0)]
+            with m.Elif(coef.we):
+                m.d.sync += pending.eq(1)
+            m.d.comb += rd.addr.eq(Cat(read_addr.as_unsigned()[:ceil_log2(depth)], bank))
+        return _Word(rd.data, cb)
+
+    def _constant_word(self, word):
+        spec = self._spec
+        p, q = divmod(word, spec.simd_folds)
+        kh, kw = spec.kernel_shape
+        bits = 0
+        for k in range(spec.pe):
+            for s in range(spec.simd):
+                co, n = p * spec.pe + k, q * spec.simd + s
+                if co >= spec.out_channels or n >= spec.inputs_per_output:
+                    continue
+                ci, tap = divmod(n, kh * kw)
+                row, col = divmod(tap, kw)
+                weight = spec.hw_weight(co, ci, row, col)
+                bits |= (weight & ((1 << spec.coeff_bits) - 1)) << ((k * spec.simd + s)
+                                                                    * spec.coeff_bits)
+        return bits
+
+
+class _Word:
+    """Lane ``index``'s signed weight in a memory word."""
+
+    def __init__(self, data, bits):
+        self._data, self._bits = data, bits
+
+    def word(self, index):
+        return self._data[index * self._bits:(index + 1) * self._bits].as_signed()
