@@ -321,3 +321,198 @@ def test_flatten_straight_into_a_float_dense_layer():
     _refused(_model(tail, weights), r"^node 'flat' \(Flatten\): its float output goes to "
                                     r"'dense' \(Gemm\), a float-only path; supported: a "
                                     r"QuantizeLinear right after it$")
+
+
+# --- more refusals, QDQ and QOperator --------------------------------------------------------
+
+def _qop_model(tail=(), inits=(), *, conv_inputs=None, **conv_attrs):
+    """x -> QuantizeLinear -> QLinearConv(3x3, 1->2) -> [tail on codes 'cq'] -> y."""
+    parameters = [_param("x_s", np.float32(0.05)), _param("x_z", np.uint8(128)),
+                  _param("w", W_CODES), _param("w_s", np.float32([0.02, 0.03])),
+                  _param("w_z", np.zeros(2, np.int8)), _param("y_s", np.float32(0.1)),
+                  _param("y_z", np.uint8(100)), _param("b", BIAS),
+                  _param("o_s", np.float32(0.07)), _param("o_z", np.uint8(20))]
+    conv = helper.make_node("QLinearConv", conv_inputs or ["xq", "x_s", "x_z", "w", "w_s", "w_z",
+                                                           "y_s", "y_z", "b"],
+                            ["cq"], name="conv", **({"pads": [1, 1, 1, 1]} | conv_attrs))
+    nodes = [_q("x", "xq", "x"), conv] + (list(tail) or [_dq("cq", "y", "y")])
+    return graph_model(nodes, parameters + list(inits), (1, 6, 6))
+
+
+def _qdq_pool(op, **attrs):
+    pool = helper.make_node(op, ["cd"], ["m"], name="pool", **attrs)
+    return _model([_dq("cq", "cd", "y"), pool, _q("m", "mq", "y"), _dq("mq", "y", "y")])
+
+
+def _replace_initializer(model, name, value):
+    for init in model.graph.initializer:
+        if init.name == name:
+            init.CopyFrom(_param(name, value))
+    return model
+
+
+def _qgemm(inputs, **attrs):
+    weights = [_param("d", np.ones((72, 3), np.int8)), _param("d_s", np.float32(0.01)),
+               _param("d_z", np.int8(0)), _param("d_b", np.zeros(3, np.int32))]
+    tail = [helper.make_node("Flatten", ["cq"], ["fq"], name="flat"),
+            helper.make_node("QGemm", inputs, ["g"], name="dense", domain="com.microsoft",
+                             **attrs), _dq("g", "y", "o")]
+    return _qop_model(tail, weights)
+
+
+MORE_REFUSALS = {
+    "two outputs": (
+        lambda: _add_output(_model()),
+        r"^the graph has 1 inputs and 2 outputs; supported: one input and one output$"),
+    "input into a float conv": (
+        lambda: _model(conv=helper.make_node("Conv", ["x", "wd", "bd"], ["c"], name="conv"),
+                       drop=("q_xq", "dq_xd")),
+        r"^input 'x' is read by 'conv' \(Conv\); supported: a float input read by a "
+        r"QuantizeLinear$"),
+    "dangling tensor": (
+        lambda: _model([_dq("cq", "y2", "y")]),
+        r"^tensor 'y2' is read by nothing and is not the graph output$"),
+    "float16 scale": (
+        lambda: _replace_initializer(_model(), "x_s", np.float16(0.05)),
+        r"^node 'q_xq' \(QuantizeLinear\): input scale is float16; supported: float32$"),
+    "block size": (
+        lambda: _model([helper.make_node("DequantizeLinear", ["cq", "y_s", "y_z"], ["y"],
+                                         name="dq_y", block_size=2)]),
+        r"^node 'dq_y' \(DequantizeLinear\): 'block_size'=2 is not supported; supported: 0 "
+        r"\(per tensor/channel\)$"),
+    "no saturation": (
+        lambda: _model([_dq("cq", "cd", "y"),
+                        helper.make_node("Relu", ["cd"], ["r"], name="relu"),
+                        helper.make_node("QuantizeLinear", ["r", "y_s", "y_z"], ["rq"],
+                                         name="q_r", saturate=0),
+                        _dq("rq", "y", "y")]),
+        r"^node 'q_r' \(QuantizeLinear\): 'saturate'=0 is not supported; supported: 1$"),
+    "relu on codes": (
+        lambda: _qop_model([helper.make_node("Relu", ["cq"], ["r"], name="relu"),
+                            _dq("r", "y", "y")]),
+        r"^node 'relu' \(Relu\): cannot read quantized codes; supported there: "
+        r"DequantizeLinear, QLinearConv, QLinearMatMul, QGemm, QLinearAveragePool, "
+        r"QLinearGlobalAveragePool, MaxPool, Flatten, Reshape$"),
+    "qoperator on dequantized values": (
+        lambda: _model([_dq("cq", "cd", "y"),
+                        helper.make_node("QLinearGlobalAveragePool",
+                                         ["cd", "y_s", "y_z", "y_s", "y_z"], ["g"], name="gap",
+                                         domain="com.microsoft"), _dq("g", "y", "y")]),
+        r"^node 'gap' \(QLinearGlobalAveragePool\): reads dequantized values; supported there: "
+        r"QuantizeLinear, Conv, Gemm, MatMul, MaxPool, AveragePool, GlobalAveragePool, Relu, "
+        r"Clip, Flatten, Reshape, or the graph output$"),
+    "conv after flatten": (
+        lambda: _qop_model([helper.make_node("Flatten", ["cq"], ["fq"], name="flat"),
+                            helper.make_node("MaxPool", ["fq"], ["m"], name="pool",
+                                             kernel_shape=[2, 2]), _dq("m", "y", "y")]),
+        r"^node 'pool' \(MaxPool\): needs a C x H x W map, not a flattened vector of 72$"),
+    "auto_pad value": (
+        lambda: _qop_model(auto_pad="SAME", pads=None),
+        r"^node 'conv' \(QLinearConv\): 'auto_pad'='SAME' is not supported; supported: "
+        r"NOTSET, VALID, SAME_UPPER, SAME_LOWER$"),
+    "pads length": (
+        lambda: _qop_model(pads=[1, 1]),
+        r"^node 'conv' \(QLinearConv\): 'pads'=\[1, 1\] is not 2-D; supported: "
+        r"\[top, left, bottom, right\]$"),
+    "pool kernel rank": (
+        lambda: _qdq_pool("MaxPool", kernel_shape=[2]),
+        r"^node 'pool' \(MaxPool\): 'kernel_shape'=\[2\] is not supported; supported: two "
+        r"values >= 1 \(a 2-D op\)$"),
+    "pool too large": (
+        lambda: _qdq_pool("MaxPool", kernel_shape=[7, 7]),
+        r"^node 'pool' \(MaxPool\): kernel \(7, 7\) does not fit the 6x6 input with padding "
+        r"\(\(0, 0\), \(0, 0\)\)$"),
+    "pool indices": (
+        lambda: _model([_dq("cq", "cd", "y"),
+                        helper.make_node("MaxPool", ["cd"], ["m", "idx"], name="pool",
+                                         kernel_shape=[2, 2]),
+                        _q("m", "mq", "y"), _dq("mq", "y", "y")]),
+        r"^node 'pool' \(MaxPool\): the Indices output is not supported$"),
+    "conv too large": (
+        lambda: _qop_model(pads=[0, 0, 0, 0], strides=[1, 1], dilations=[4, 4]),
+        r"^node 'conv' \(QLinearConv\): kernel 3x3 does not fit the 6x6 input with padding "
+        r"\(\(0, 0\), \(0, 0\)\)$"),
+    "group": (
+        lambda: _qop_model(group=2),
+        r"^node 'conv' \(QLinearConv\): weights \(2, 1, 3, 3\) with group 2 do not fit 1 input "
+        r"channels$"),
+    "kernel_shape": (
+        lambda: _qop_model(kernel_shape=[5, 5]),
+        r"^node 'conv' \(QLinearConv\): 'kernel_shape'=\[5, 5\] differs from the weights' "
+        r"\[3, 3\]$"),
+    "channels_last pool": (
+        lambda: _qop_model([helper.make_node("QLinearAveragePool",
+                                             ["cq", "y_s", "y_z", "y_s", "y_z"], ["a"],
+                                             name="avg", domain="com.microsoft",
+                                             kernel_shape=[2, 2], channels_last=1),
+                            _dq("a", "y", "y")]),
+        r"^node 'avg' \(QLinearAveragePool\): 'channels_last'=1 is not supported; supported: "
+        r"0$"),
+    "channels_last global pool": (
+        lambda: _qop_model([helper.make_node("QLinearGlobalAveragePool",
+                                             ["cq", "y_s", "y_z", "y_s", "y_z"], ["a"],
+                                             name="gap", domain="com.microsoft",
+                                             channels_last=1), _dq("a", "y", "y")]),
+        r"^node 'gap' \(QLinearGlobalAveragePool\): 'channels_last'=1 is not supported; "
+        r"supported: 0$"),
+    "int16 weights": (
+        lambda: _replace_initializer(_qop_model(), "w", W_CODES.astype(np.int16)),
+        r"^node 'conv' \(QLinearConv\): weights of type int16 are not supported; supported: "
+        r"int8, uint8$"),
+    "weight scale shape": (
+        lambda: _replace_initializer(_qop_model(), "w_s", np.float32([0.1, 0.2, 0.3])),
+        r"^node 'conv' \(QLinearConv\): weight scale shape \(3,\) is neither per tensor nor "
+        r"per output channel \(2\)$"),
+    "weight axis": (
+        lambda: _weight_axis_model(),
+        r"^node 'conv' \(Conv\): weights are quantized along axis 1; supported: per tensor or "
+        r"along the output channels \(axis 0\)$"),
+    "int64 bias": (
+        lambda: _replace_initializer(_qop_model(), "b", BIAS.astype(np.int64)),
+        r"^node 'conv' \(QLinearConv\): bias of type int64 and shape \(2,\) is not supported; "
+        r"supported: 2 int32 values$"),
+    "bias zero point": (
+        lambda: _replace_initializer(_model(), "b_z", np.int32([0, 3])),
+        r"^node 'conv' \(Conv\): bias zero point is not 0; supported: 0$"),
+    "qgemm float output": (
+        lambda: _qgemm(["fq", "y_s", "y_z", "d", "d_s", "d_z", "d_b"], transB=0),
+        r"^node 'dense' \(QGemm\): has no output scale \(float output\); supported: quantized "
+        r"output$"),
+    "qgemm transA": (
+        lambda: _qgemm(["fq", "y_s", "y_z", "d", "d_s", "d_z", "d_b", "o_s", "o_z"], transA=1),
+        r"^node 'dense' \(QGemm\): 'transA'=1 is not supported; supported: 0$"),
+    "dense size": (
+        lambda: _replace_initializer(
+            _qgemm(["fq", "y_s", "y_z", "d", "d_s", "d_z", "d_b", "o_s", "o_z"]), "d",
+            np.ones((70, 3), np.int8)),
+        r"^node 'dense' \(QGemm\): weights \(3, 70\) do not fit 72 inputs$"),
+    "dense weights rank": (
+        lambda: _replace_initializer(
+            _qgemm(["fq", "y_s", "y_z", "d", "d_s", "d_z", "d_b", "o_s", "o_z"]), "d",
+            np.ones((72, 3, 1), np.int8)),
+        r"^node 'dense' \(QGemm\): weights of shape \(72, 3, 1\) are not 2-D \(K, N\)$"),
+    "constant without value": (
+        lambda: _model(extra=[helper.make_node("Constant", [], ["k"], name="const",
+                                               value_float=1.0)]),
+        r"^node 'const' \(Constant\): only a 'value' tensor is supported$"),
+}
+
+
+def _add_output(model):
+    model.graph.output.append(helper.make_tensor_value_info("cq", TensorProto.UINT8, None))
+    return model
+
+
+def _weight_axis_model():
+    """Two weight scales along axis 1 (the input channels), not 0."""
+    model = _model()
+    for node in model.graph.node:
+        if node.name == "dq_wd":
+            node.attribute[0].i = 1
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(MORE_REFUSALS))
+def test_refusal(case):
+    build, message = MORE_REFUSALS[case]
+    _refused(build(), message)
