@@ -16,6 +16,7 @@ from amaranth.utils import ceil_log2
 from convhw import Conv1dSpec, ConvSpec
 from convhw.export import to_verilog
 from convhw.golden import run_spec
+from convhw.stimulus import coefficient_writes, output_shape, pack_beats, unpack_beats
 
 pytestmark = pytest.mark.skipif(
     shutil.which("iverilog") is None or shutil.which("vvp") is None,
@@ -32,7 +33,7 @@ module tb;
   reg [{in_bits}-1:0] s_tdata = 0;
   reg s_tvalid = 0, s_tuser = 0, s_tlast = 0;
   wire s_tready;
-  wire signed [{out_bits}-1:0] m_tdata;
+  wire [{out_bits}-1:0] m_tdata;
   wire m_tvalid, m_tuser, m_tlast;
   reg m_tready = 0;
   reg coef_we = 0;
@@ -51,6 +52,7 @@ module tb;
   reg [7:0] gap_mem [0:NIN-1];              // idle cycles before each input beat
   reg ready_mem [0:NREADY-1];               // m_axis_tready, cycle by cycle
   reg [{coeff_bits}-1:0] coef_mem [0:{coef_depth}-1];
+  reg [{addr_bits}-1:0] coef_addr_mem [0:{coef_depth}-1];
   integer fd, pi, ci, gap, oi, cycle, errors, first_in;
   reg held;
   reg [{out_bits}+1:0] held_payload;
@@ -60,6 +62,7 @@ module tb;
     $readmemh("gap.hex", gap_mem);
     $readmemb("ready.bin", ready_mem);
     if (RUNTIME) $readmemh("coef.hex", coef_mem);
+    if (RUNTIME) $readmemh("coef_addr.hex", coef_addr_mem);
     fd = $fopen("out.txt", "w");
     pi = 0; ci = 0; gap = gap_mem[0]; oi = 0; cycle = 0; errors = 0; held = 0; first_in = -1;
     repeat (4) @(posedge clk);
@@ -87,7 +90,7 @@ module tb;
       if (pi < NIN) begin
         if (RUNTIME && pi % FRAME == 0 && ci < TAPS) begin
           coef_we <= 1;
-          coef_addr <= ci;
+          coef_addr <= coef_addr_mem[(pi / FRAME) * TAPS + ci];
           coef_data <= coef_mem[(pi / FRAME) * TAPS + ci];
           ci = ci + 1;
         end else if (gap > 0) begin
@@ -106,7 +109,7 @@ module tb;
     held <= m_tvalid && !m_tready;
     held_payload <= {{m_tuser, m_tlast, m_tdata}};
     if (m_tvalid && m_tready) begin
-      $fwrite(fd, "%0d %0d %0d\\n", m_tdata, m_tuser, m_tlast);
+      $fwrite(fd, "%h %0d %0d\\n", m_tdata, m_tuser, m_tlast);
       oi = oi + 1;
       if (oi == NOUT) begin
         $fclose(fd);
@@ -127,17 +130,23 @@ def _hex(values, bits):
 
 
 def _input_beats(spec, frames):
-    """``(tuser, tlast, tdata)`` words of every input beat, row-major."""
+    """``(tuser, tlast, tdata)`` words of every input beat, row-major (every channel of a
+    pixel in one beat)."""
     words = []
+    bits = _data_bits(spec, "in")
     for frame in frames:
-        rows = np.asarray(frame).reshape(-1, np.asarray(frame).shape[-1])
-        height, width = rows.shape
-        for y in range(height):
-            for x in range(width):
-                data = int(rows[y, x]) & ((1 << spec.in_bits) - 1)
-                tuser, tlast = int(x == 0 and y == 0), int(x == width - 1)
-                words.append((tuser << (spec.in_bits + 1)) | (tlast << spec.in_bits) | data)
+        frame = np.asarray(frame)
+        width = frame.shape[-1]
+        for index, data in enumerate(pack_beats(spec, frame)):
+            tuser, tlast = int(index == 0), int(index % width == width - 1)
+            words.append((tuser << (bits + 1)) | (tlast << bits) | data)
     return words
+
+
+def _data_bits(spec, side):
+    if side == "in":
+        return spec.in_bits * getattr(spec, "in_channels", 1)
+    return spec.out_bits * getattr(spec, "out_channels", 1)
 
 
 def expected_markers(out_shape, frames):
@@ -157,51 +166,62 @@ def run_icarus(tmp_path, spec, frames, kernels=None, *, in_gaps=0.3, out_stall=0
     words = _input_beats(spec, frames)
     # Geometric gaps: mostly short, sometimes long bursts of idle input.
     gaps = np.where(rng.random(len(words)) < in_gaps, rng.geometric(0.3, len(words)), 0)
-    (tmp_path / "in.hex").write_text(_hex(words, spec.in_bits + 2))
+    in_bits, out_bits = _data_bits(spec, "in"), _data_bits(spec, "out")
+    (tmp_path / "in.hex").write_text(_hex(words, in_bits + 2))
     (tmp_path / "gap.hex").write_text(_hex(np.minimum(gaps, 255), 8))
     nready = 4099
     ready = (rng.random(nready) >= out_stall).astype(int)
     (tmp_path / "ready.bin").write_text("".join(f"{r}\n" for r in ready))
     runtime = spec.runtime_coeffs
+    writes = [coefficient_writes(spec, kernel) for kernel in kernels] if runtime else [[]]
+    addr_bits = max(1, ceil_log2(getattr(spec, "coefficient_addresses", spec.taps)))
     if runtime:
-        coefs = [v for kernel in kernels for v in np.asarray(kernel).ravel()]
-        (tmp_path / "coef.hex").write_text(_hex(coefs, spec.coeff_bits))
+        (tmp_path / "coef.hex").write_text(_hex([v for w in writes for _, v in w],
+                                                spec.coeff_bits))
+        (tmp_path / "coef_addr.hex").write_text(_hex([a for w in writes for a, _ in w],
+                                                     addr_bits))
     frame_size = int(np.prod(spec.frame_shape))
-    nout = len(frames) * int(np.prod(spec.out_shape))
-    limit = int(len(frames) * (spec.positions_per_frame + spec.latency + spec.taps + 16 +
+    outputs = int(np.prod(spec.out_shape))
+    nout = len(frames) * outputs
+    positions = spec.positions_per_frame + (getattr(spec, "fold", 1) - 1) * outputs
+    limit = int(len(frames) * (positions + spec.latency + len(writes[0]) + 16 +
                                gaps.mean() * frame_size) / (1 - out_stall) * 4) + 1000
     coef_ports = (",\n    .coef_we(coef_we), .coef_addr(coef_addr), .coef_data(coef_data)"
                   if runtime else "")
     bench = TESTBENCH.format(
-        nin=len(words), nout=nout, frame=frame_size, taps=spec.taps, nready=nready,
-        limit=limit, runtime=int(runtime), in_bits=spec.in_bits, out_bits=spec.out_bits,
-        addr_bits=max(1, ceil_log2(spec.taps)), coeff_bits=spec.coeff_bits,
-        coef_depth=max(1, len(frames) * spec.taps), coef_ports=coef_ports)
+        nin=len(words), nout=nout, frame=frame_size, taps=len(writes[0]), nready=nready,
+        limit=limit, runtime=int(runtime), in_bits=in_bits, out_bits=out_bits,
+        addr_bits=addr_bits, coeff_bits=spec.coeff_bits,
+        coef_depth=max(1, len(frames) * len(writes[0])), coef_ports=coef_ports)
     (tmp_path / "tb.v").write_text(bench)
     subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "dut.v"], cwd=tmp_path,
                    check=True, capture_output=True, text=True, timeout=300)
     done = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True,
                           text=True, timeout=300)
     assert "DONE" in done.stdout and "0 protocol errors" in done.stdout, done.stdout
-    beats = [tuple(int(v) for v in line.split())
-             for line in (tmp_path / "out.txt").read_text().splitlines()]
-    return [b[0] for b in beats], [(b[1], b[2]) for b in beats], done.stdout
+    beats = [line.split() for line in (tmp_path / "out.txt").read_text().splitlines()]
+    values = unpack_beats([int(b[0], 16) for b in beats], spec.out_bits,
+                          getattr(spec, "out_channels", 1))
+    return values, [(int(b[1]), int(b[2])) for b in beats], done.stdout
 
 
 def check(tmp_path, spec, frames, kernels=None, **stalls):
     values, markers, _ = run_icarus(tmp_path, spec, frames, kernels, **stalls)
     kernels = kernels if kernels is not None else [None] * len(frames)
-    expected = np.concatenate([np.ravel(run_spec(spec, frame, kernel))
-                               for frame, kernel in zip(frames, kernels)])
-    assert len(values) == len(expected)
-    assert (np.array(values, dtype=object) == expected.astype(object)).all()
+    # Stream order: pixel by pixel, every channel of a pixel in one beat.
+    expected = np.concatenate([
+        np.asarray(run_spec(spec, frame, kernel)).reshape(-1, int(np.prod(spec.out_shape))).T
+        for frame, kernel in zip(frames, kernels)])
+    assert values.shape == expected.shape
+    assert (values.astype(object) == expected.astype(object)).all()
     assert markers == expected_markers(spec.out_shape, len(frames))
 
 
 def random_frames(spec, count, seed):
     lo, hi = spec.pixel_range
     rng = np.random.default_rng(seed)
-    return [rng.integers(lo, hi + 1, size=spec.frame_shape) for _ in range(count)]
+    shape = getattr(spec, "input_shape", spec.frame_shape)
+    return [rng.integers(lo, hi + 1, size=shape) for _ in range(count)]
 
 
 def test_3x3_same(tmp_path):
@@ -258,3 +278,33 @@ def test_runtime_coefficients_in_logic_signed(tmp_path):
     rng = np.random.default_rng(7)
     kernels = [rng.integers(-8, 8, size=(2, 3)) for _ in range(2)]
     check(tmp_path, spec, random_frames(spec, 2, 7), kernels, seed=7)
+
+
+def test_layer_groups_bias_relu_requantized(tmp_path):
+    """A multi-channel layer: Cin 4 -> Cout 6, 2 groups, bias, ReLU, half-even rounding."""
+    rng = np.random.default_rng(8)
+    spec = ConvSpec(width=9, height=6, weights=rng.integers(-20, 21, size=(6, 2, 3, 2)),
+                    groups=2, bias=rng.integers(-300, 300, size=6), relu=True, shift=3,
+                    scale=[1, 2, 3, 1, 2, 3], rounding="half-even", out_bits=7,
+                    padding="same", in_bits=6, in_signed=True)
+    check(tmp_path, spec, random_frames(spec, 2, 8), seed=8)
+
+
+def test_layer_folded_runtime_weights(tmp_path):
+    """A folded layer (pe 2, simd 5 of 3x3x3 inputs) with weights changed between frames."""
+    spec = ConvSpec(width=8, height=5, kernel_shape=(3, 3), in_channels=3, out_channels=5,
+                    padding=1, stride=(1, 2), pe=2, simd=5, shift=4, out_bits=8)
+    assert spec.fold == 3 * 6
+    rng = np.random.default_rng(9)
+    kernels = [rng.integers(-128, 128, size=(5, 3, 3, 3)) for _ in range(2)]
+    check(tmp_path, spec, random_frames(spec, 2, 9), kernels, seed=9)
+
+
+def test_layer_folded_constant_no_stalls_cycle_count(tmp_path):
+    """Folded constant weights (block RAM ROM): the documented cycles without gaps."""
+    rng = np.random.default_rng(10)
+    spec = ConvSpec(width=7, height=5, weights=rng.integers(-9, 10, size=(4, 3, 1, 1)),
+                    pe=3, simd=2)
+    values, markers, stdout = run_icarus(tmp_path, spec, random_frames(spec, 1, 10),
+                                         in_gaps=0, out_stall=0)
+    assert int(stdout.split("DONE ")[1].split()[0]) == spec.cycles_per_frame

@@ -32,11 +32,15 @@ DEFAULT_FREQ_MHZ = {"ice40": 70.0, "ecp5": 180.0}
 def fit_to_target(spec, target):
     """``spec`` with ``max_dsps`` set to the part's DSP count, unless the user set one.
 
-    Runtime-coefficient taps beyond the DSP budget are built from logic, so the design fits.
+    Runtime-coefficient products beyond the DSP budget are built from logic, so the design
+    fits. A folded layer is taken as it is: its ``pe*simd`` multipliers all use DSP blocks.
     """
     target = get_target(target)
+    if getattr(spec, "folded", False):
+        return spec
+    products = getattr(spec, "coefficient_count", spec.taps)
     if getattr(spec, "runtime_coeffs", False) and spec.max_dsps is None \
-            and spec.taps > target.dsps:
+            and products > target.dsps:
         return spec.replace(max_dsps=target.dsps)
     return spec
 
