@@ -37,6 +37,8 @@ def test_model_shape(model):
     # Small enough for an iCE40 UP5K: 1,864 8-bit weights.
     weights = sum(layer.weights.size for layer in network.layers if isinstance(layer, ConvLayer))
     assert weights == 1864
+    assert [layer.macs for layer in network.layers if isinstance(layer, ConvLayer)] == \
+        [8 * 64 * 9, 16 * 16 * 72, 10 * 64]
 
 
 def test_accuracy_and_agreement(model, digits):

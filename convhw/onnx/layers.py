@@ -95,6 +95,12 @@ class ConvLayer:
         return tuple(self.weights.shape[2:])
 
     @property
+    def macs(self):
+        """Multiply-accumulates per inference: ``Cout * OH * OW * Cin/groups * KH * KW``."""
+        cout, oh, ow = self.out_shape
+        return cout * oh * ow * int(np.prod(self.weights.shape[1:]))
+
+    @property
     def scales(self):
         """Integer ``scale`` per channel: ``S == scale * 2**-shift`` exactly."""
         return scale_and_shift(self.multipliers)[0]
