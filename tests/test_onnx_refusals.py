@@ -375,6 +375,10 @@ MORE_REFUSALS = {
     "float16 scale": (
         lambda: _replace_initializer(_model(), "x_s", np.float16(0.05)),
         r"^node 'q_xq' \(QuantizeLinear\): input scale is float16; supported: float32$"),
+    "zero scale": (
+        lambda: _replace_initializer(_model(), "y_s", np.float32(0)),
+        r"^node 'q_cq' \(QuantizeLinear\): output 'scale' must be a positive float32 value, "
+        r"not 0.0$"),
     "block size": (
         lambda: _model([helper.make_node("DequantizeLinear", ["cq", "y_s", "y_z"], ["y"],
                                          name="dq_y", block_size=2)]),

@@ -133,7 +133,10 @@ class _Reader:
         if scale.dtype != np.float32:
             raise UnsupportedModelError.at(node, f"{what} scale is {scale.dtype}; supported: "
                                                  f"float32")
-        return Quantization(float(scale.ravel()[0]), int(zero.ravel()[0]), dtype)
+        try:
+            return Quantization(float(scale.ravel()[0]), int(zero.ravel()[0]), dtype)
+        except ValueError as error:
+            raise UnsupportedModelError.at(node, f"{what} {error}") from None
 
     def only_consumer(self, name):
         """The one node reading ``name``; ``None`` when ``name`` is the graph output."""
