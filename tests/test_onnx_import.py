@@ -130,3 +130,17 @@ def test_read_from_path(tmp_path):
     onnx.save(model, str(path))
     assert read_model(path).describe() == read_model(model).describe()
     assert read_model(str(path)).describe().splitlines()[1].startswith("conv ")
+
+
+def test_to_dict_is_json():
+    import json
+
+    network = read_model(quantized("pooling", "qdq", "int8", "int8", True)[0])
+    facts = json.loads(json.dumps(network.to_dict()))
+    assert facts["input_shape"] == [2, 12, 10] and facts["output_shape"] == [3]
+    assert [layer["kind"] for layer in facts["layers"]] == [layer.kind for layer in
+                                                             network.layers]
+    conv = facts["layers"][0]
+    assert conv["out_shape"] == [4, 12, 10] and conv["weights"] == 4 * 2 * 9
+    assert conv["macs"] == 4 * 12 * 10 * 2 * 9 and conv["input"]["dtype"] == "int8"
+    assert facts["layers"][3]["count_include_pad"] is False

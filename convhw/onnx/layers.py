@@ -122,6 +122,14 @@ class ConvLayer:
     def with_clamp(self, clamp):
         return _replace(self, clamp=clamp)
 
+    def to_dict(self):
+        """Plain values describing the layer (for reports and JSON)."""
+        return {**_common(self), "kernel_shape": list(self.kernel_shape),
+                "groups": self.groups, "stride": list(self.stride),
+                "padding": [list(p) for p in self.padding], "dilation": list(self.dilation),
+                "weights": int(self.weights.size), "macs": self.macs,
+                "scale": list(self.scales), "shift": list(self.shifts)}
+
     def spec(self, *, pe=None, simd=None, **changes):
         """The :class:`~convhw.spec.ConvSpec` of this layer over its ``in_shape`` frame.
 
@@ -187,6 +195,11 @@ class MaxPoolLayer:
     def with_clamp(self, clamp):
         return _replace(self, clamp=clamp)
 
+    def to_dict(self):
+        """Plain values describing the layer (for reports and JSON)."""
+        return {**_common(self), "kernel_shape": list(self.kernel), "stride": list(self.stride),
+                "padding": [list(p) for p in self.padding]}
+
 
 @dataclass(frozen=True, eq=False)
 class AveragePoolLayer:
@@ -226,6 +239,23 @@ class AveragePoolLayer:
 
     def with_clamp(self, clamp):
         return _replace(self, clamp=clamp)
+
+    def to_dict(self):
+        """Plain values describing the layer (for reports and JSON)."""
+        return {**_common(self), "kernel_shape": list(self.kernel), "stride": list(self.stride),
+                "padding": [list(p) for p in self.padding],
+                "count_include_pad": self.count_include_pad}
+
+
+def _quantization_dict(quant):
+    return {"scale": quant.scale, "zero_point": quant.zero_point, "dtype": quant.dtype}
+
+
+def _common(layer):
+    return {"name": layer.name, "op": layer.op, "kind": layer.kind,
+            "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape),
+            "input": _quantization_dict(layer.input), "output": _quantization_dict(layer.output),
+            "clamp": list(layer.clamp)}
 
 
 def _replace(layer, **changes):
@@ -270,6 +300,14 @@ class Network:
     def specs(self, **folding):
         """The :class:`~convhw.spec.ConvSpec` of every conv and dense layer, in order."""
         return [layer.spec(**folding) for layer in self.layers if isinstance(layer, ConvLayer)]
+
+    def to_dict(self):
+        """Plain values describing the network and each layer (for reports and JSON)."""
+        return {"input_name": self.input_name, "output_name": self.output_name,
+                "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
+                "input": _quantization_dict(self.input),
+                "output_dequantized": self.output_dequantized,
+                "layers": [layer.to_dict() for layer in self.layers]}
 
     def describe(self):
         """One line per layer: kind, shapes and numbers (for reports)."""
