@@ -75,7 +75,7 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
     return "; ".join([
         f"read_rtlil {rtlil_path}",
         f"{synth} -run begin:map_ram",
-        "setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:no_rw_check %i",
+        "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i",
         *mapping,
         f"tee -q -o {stat_path} stat -json",
     ])
