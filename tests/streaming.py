@@ -3,12 +3,17 @@
 :func:`run_stream` sends a flat stream with ``first`` markers wherever a test wants them (mid-frame,
 or none at all), writes runtime coefficients at chosen points, even while pixels flow, and
 records the cycle of every transfer and every stream-rule violation.
+
+Any core kind: a pixel of several channels is one beat, given as the integer
+:func:`convhw.stimulus.pack_beats` makes, and comes back as the raw integer of its output beat
+(:func:`convhw.stimulus.unpack_beats` splits it); runtime coefficients are written as
+:func:`convhw.stimulus.coefficient_writes` says.
 """
 
-import numpy as np
 from amaranth.sim import Simulator
 
 from convhw.stalls import INPUT, OUTPUT, StallPattern
+from convhw.stimulus import coefficient_writes
 
 __all__ = ["run_stream"]
 
@@ -28,10 +33,16 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
     """
     spec = dut.spec
     firsts, lasts = frozenset(firsts), frozenset(lasts)
+    payload = dut.i.payload.as_value()
+    data_bits = len(payload) - 2                # data, then first, then last
+    out_channels = getattr(spec, "out_channels", 1)
+    out_mask = (1 << (spec.out_bits * out_channels)) - 1
     stall_in, stall_out = StallPattern(seed, INPUT, in_stall), StallPattern(seed, OUTPUT, out_stall)
     values, markers, accepted, produced, errors = [], [], [], [], []
     done = []                       # not empty once the consumer has finished
-    work = len(pixels) + outputs + spec.latency + 16 + spec.taps * (len(kernels or {}) + 1)
+    writes = getattr(spec, "coefficient_count", spec.taps)
+    work = (len(pixels) + outputs * getattr(spec, "fold", 1) + spec.latency + 16
+            + writes * (len(kernels or {}) + 1))
     limit = int(4 * work / max(0.01, (1 - in_stall) * (1 - out_stall)))
 
     def write(ctx, addr, coeff):
@@ -44,7 +55,7 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
         for index, value in enumerate(pixels):
             if kernels and index in kernels:
                 ctx.set(dut.i.valid, 0)
-                for addr, coeff in enumerate(np.ravel(kernels[index])):
+                for addr, coeff in coefficient_writes(spec, kernels[index]):
                     write(ctx, addr, coeff)
                     await ctx.tick()
                     cycle += 1
@@ -53,8 +64,8 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
                 ctx.set(dut.i.valid, 0)
                 await ctx.tick()
                 cycle += 1
-            ctx.set(dut.i.payload, {"data": int(value), "first": index in firsts,
-                                      "last": index in lasts})
+            ctx.set(payload, (int(value) & ((1 << data_bits) - 1))
+                    | (index in firsts) << data_bits | (index in lasts) << (data_bits + 1))
             ctx.set(dut.i.valid, 1)
             ready = 0
             while not ready:
@@ -74,7 +85,7 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
         index, kernel = meddle
         while len(accepted) <= index:
             await ctx.tick()
-        for addr, coeff in enumerate(np.ravel(kernel)):
+        for addr, coeff in coefficient_writes(spec, kernel):
             write(ctx, addr, coeff)
             await ctx.tick()
         ctx.set(dut.coef.we, 0)
@@ -96,7 +107,7 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
                 if valid:
                     errors.append(f"cycle {cycle - 1}: output beyond the {outputs} expected")
             elif valid and ready:
-                values.append(payload.data)
+                values.append(payload.data if out_channels == 1 else raw & out_mask)
                 markers.append((payload.first, payload.last))
                 produced.append(cycle - 1)
             assert cycle < limit, f"no progress: {len(values)} of {outputs} outputs"

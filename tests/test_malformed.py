@@ -14,9 +14,9 @@ golden model's on the frames the rule makes. :func:`streaming.run_stream` fails 
 progress") and on any output beyond those expected.
 
 Generic over core kinds: :data:`KINDS` has one line per core, a :class:`Kind` (spec, core
-factory, golden model). The multi-channel layer is one more entry; a stream beat there is one
-element of ``frame.ravel()``, so its ``frame_shape`` must be in stream order (or give ``golden``
-that takes the flat frame).
+factory, and the golden model when :func:`convhw.golden.run_spec` does not cover it). A pixel is
+one beat with all its channels (a layer's frames are ``(C, H, W)``), so the multi-channel layer is
+one more entry.
 """
 
 from dataclasses import dataclass
@@ -27,16 +27,41 @@ import pytest
 
 from convhw import Conv1d, Conv1dSpec, Conv2d, ConvSpec
 from convhw.golden import run_spec
+from convhw.stimulus import (coefficient_shape, input_shape, output_shape, pack_beats,
+                             unpack_beats)
 from streaming import run_stream
 
 
 @dataclass(frozen=True)
 class Kind:
     """A core to feed malformed streams: ``core(spec)`` builds it, ``golden(spec, frame,
-    kernel)`` computes what it must give for one frame (of ``spec.frame_shape``)."""
+    kernel)`` computes what it must give for one frame (of ``input_shape(spec)``: a layer's
+    frames are ``(C, H, W)``, one beat per pixel with all its channels)."""
     spec: object
     core: Callable
     golden: Callable = run_spec
+
+    @property
+    def in_channels(self):
+        shape = input_shape(self.spec)
+        return shape[0] if len(shape) == 3 else 1
+
+    @property
+    def out_channels(self):
+        shape = output_shape(self.spec)
+        return shape[0] if len(shape) == 3 else 1
+
+    def outputs(self, spec, rows, kernel):
+        """The golden outputs, ``(n, out_channels)`` in stream order, for a frame of ``spec``
+        given as ``(pixels, in_channels)`` rows."""
+        shape = input_shape(spec)
+        frame = rows.T.reshape(shape) if len(shape) == 3 else rows[:, 0].reshape(shape)
+        out = np.asarray(self.golden(spec, frame, kernel))
+        return out.reshape(self.out_channels, -1).T if out.ndim == 3 else out.reshape(-1, 1)
+
+    def beats(self, rows):
+        """The stream's beats for ``(pixels, in_channels)`` rows."""
+        return pack_beats(self.spec, np.asarray(rows).T[:, :, np.newaxis])
 
     @property
     def frame_size(self):
@@ -90,32 +115,35 @@ def documented_frames(count, firsts, frame_size):
 
 
 def expected_outputs(kind, pixels, firsts, kernel):
-    """``(values, markers)`` the documented rule predicts for a flat stream."""
+    """``(values, markers)`` the documented rule predicts for a stream of pixels (each a tuple
+    of its channels); ``values`` holds a tuple of channels per output."""
     spec, size = kind.spec, kind.frame_size
     values, markers = [], []
     for start, end in documented_frames(len(pixels), set(firsts), size):
-        piece = np.asarray(pixels[start:end])
+        piece = np.array(pixels[start:end], dtype=np.int64).reshape(-1, kind.in_channels)
         if size is None:
             if len(piece) < spec.span:
                 continue                        # no complete window: no output
-            out = np.asarray(kind.golden(spec.replace(length=len(piece)), piece, kernel))
+            out = kind.outputs(spec.replace(length=len(piece)), piece, kernel)
             # The stream's start after reset counts as a restart, `first` or not.
             markers += [(k == 0 and (start == 0 or start in firsts), False)
-                        for k in range(out.size)]
+                        for k in range(len(out))]
         else:
             assert end - start <= size
-            frame = np.zeros(size, dtype=piece.dtype)
-            frame[:len(piece)] = piece
-            out = np.asarray(kind.golden(spec, frame.reshape(spec.frame_shape), kernel))
+            rows = np.zeros((size, kind.in_channels), dtype=np.int64)
+            rows[:len(piece)] = piece
+            out = kind.outputs(spec, rows, kernel)
             markers += [(k == 0, k % kind.out_width == kind.out_width - 1)
-                        for k in range(out.size)]
-        values += out.ravel().tolist()
+                        for k in range(len(out))]
+        values += [tuple(row) for row in out.tolist()]
     return values, markers
 
 
-def random_pixels(rng, spec, count):
-    lo, hi = spec.pixel_range
-    return rng.integers(lo, hi, size=count, endpoint=True).tolist()
+def random_pixels(rng, kind, count):
+    """``count`` pixels, each a tuple of ``kind.in_channels`` values."""
+    lo, hi = kind.spec.pixel_range
+    values = rng.integers(lo, hi, size=(count, kind.in_channels), endpoint=True)
+    return [tuple(row) for row in values.tolist()]
 
 
 # --- malformed streams -----------------------------------------------------------------------
@@ -138,7 +166,7 @@ def early_first(kind, rng):
     size = frame_length(kind)
     cuts = [1, int(rng.integers(size // 2, size))]
     starts = [0, cuts[0], cuts[0] + cuts[1]]
-    pixels = random_pixels(rng, kind.spec, starts[-1] + size)
+    pixels = random_pixels(rng, kind, starts[-1] + size)
     lasts = [i for s, n in zip(starts, [*cuts, size]) for i in row_lasts(kind, s, n)]
     return pixels, starts, lasts
 
@@ -146,13 +174,13 @@ def early_first(kind, rng):
 def no_first_at_all(kind, rng):
     """Three whole frames and not a single ``first``."""
     size = frame_length(kind)
-    return random_pixels(rng, kind.spec, 3 * size), [], row_lasts(kind, 0, 3 * size)
+    return random_pixels(rng, kind, 3 * size), [], row_lasts(kind, 0, 3 * size)
 
 
 def first_missing_on_one_frame(kind, rng):
     """Three whole frames; the second has no ``first``."""
     size = frame_length(kind)
-    return (random_pixels(rng, kind.spec, 3 * size), [0, 2 * size],
+    return (random_pixels(rng, kind, 3 * size), [0, 2 * size],
             row_lasts(kind, 0, 3 * size))
 
 
@@ -161,7 +189,7 @@ def too_long(kind, rng):
     size = frame_length(kind)
     extra = [int(rng.integers(1, size)), size + int(rng.integers(1, size))]
     starts = [0, size + extra[0], 2 * size + sum(extra)]
-    pixels = random_pixels(rng, kind.spec, starts[-1] + size)
+    pixels = random_pixels(rng, kind, starts[-1] + size)
     lasts = [i for s in starts for i in row_lasts(kind, s, size)]
     return pixels, starts, lasts
 
@@ -172,7 +200,7 @@ def last_misplaced(kind, rng):
     size = frame_length(kind)
     right = set(row_lasts(kind, 0, 3 * size))
     lasts = [*range(size), *(size * 2 + k for k in range(size) if rng.random() < 0.4)]
-    return (random_pixels(rng, kind.spec, 3 * size), [0, size, 2 * size],
+    return (random_pixels(rng, kind, 3 * size), [0, size, 2 * size],
             [i for i in lasts if i not in right or i < size])
 
 
@@ -185,10 +213,10 @@ def everything_at_random(kind, rng):
         length = int(rng.integers(1, 2 * size + 1))
         if rng.random() < 0.6:
             firsts.append(start)
-        pixels += random_pixels(rng, kind.spec, length)
+        pixels += random_pixels(rng, kind, length)
         start += length
     firsts.append(start)
-    pixels += random_pixels(rng, kind.spec, size)
+    pixels += random_pixels(rng, kind, size)
     lasts = [i for i in range(len(pixels)) if rng.random() < 0.2]
     return pixels, sorted(set(firsts)), lasts
 
@@ -199,7 +227,7 @@ CASES = [early_first, no_first_at_all, first_missing_on_one_frame, too_long, las
 
 def random_kernel(rng, spec):
     lo, hi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
-    return rng.integers(lo, hi, size=spec.kernel_shape, endpoint=True)
+    return rng.integers(lo, hi, size=coefficient_shape(spec), endpoint=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.__name__)
@@ -214,11 +242,12 @@ def test_malformed_stream(name, case):
     assert expected, "the case must produce outputs"
     for stall, seed in ((0.0, 0), (0.5, CASES.index(case) + 1)):
         values, got_markers, _, _, errors = run_stream(
-            kind.core(spec), pixels, len(expected), firsts=firsts, lasts=lasts,
+            kind.core(spec), kind.beats(pixels), len(expected), firsts=firsts, lasts=lasts,
             kernels=None if kernel is None else {0: kernel}, in_stall=stall, out_stall=stall,
             seed=seed)
         assert errors == []
-        assert values == expected, f"stall {stall}"
+        values = unpack_beats([int(v) for v in values], spec.out_bits, kind.out_channels)
+        assert [tuple(row) for row in values.tolist()] == expected, f"stall {stall}"
         assert [(bool(f), bool(l)) for f, l in got_markers] == markers, f"stall {stall}"
 
 
@@ -230,7 +259,7 @@ def test_documented_frames():
     assert documented_frames(9, {4}, None) == [(0, 4), (4, 9)]
     kind = KINDS["conv1d same"]
     a, b = list(range(1, 10)), list(range(20, 29))
-    values, markers = expected_outputs(kind, [*a[:4], *b], [0, 4], None)
-    assert values == [*run_spec(kind.spec, np.array([*a[:4], 0, 0, 0, 0, 0])),
-                      *run_spec(kind.spec, np.array(b))]
+    values, markers = expected_outputs(kind, [(v,) for v in [*a[:4], *b]], [0, 4], None)
+    assert [v for v, in values] == [*run_spec(kind.spec, np.array([*a[:4], 0, 0, 0, 0, 0])),
+                                    *run_spec(kind.spec, np.array(b))]
     assert markers == [(k == 0, k == 8) for k in range(9)] * 2

@@ -21,6 +21,7 @@ from convhw import Conv1d, Conv1dSpec, Conv2d, ConvSpec, fastsim
 from convhw.fastsim import model as fastsim_model
 from convhw.golden import run_spec
 from convhw.harness import describe_mismatch, simulate
+from convhw.stimulus import coefficient_shape, input_shape
 
 FRAMES = 1000
 #: (in_stall, out_stall): the producer pauses, the consumer pauses more (the output FIFO fills).
@@ -28,19 +29,21 @@ STALLS = (0.3, 0.45)
 
 
 def random_frames(rng, spec, count):
-    """``count`` frames of ``spec.frame_shape``, uniform over the pixel range, with a few frames
-    at the extremes (all-minimum, all-maximum, alternating), and per-frame kernels for a
-    runtime-coefficient spec (``None`` otherwise)."""
+    """``count`` frames (of ``input_shape(spec)``: ``(C, H, W)`` for a layer), uniform over the
+    pixel range, with a few frames at the extremes (all-minimum, all-maximum, alternating), and
+    per-frame kernels (a layer's weights) for a runtime-coefficient spec, ``None`` otherwise."""
     lo, hi = spec.pixel_range
-    frames = [rng.integers(lo, hi, spec.frame_shape, endpoint=True) for _ in range(count)]
-    frames[1::97] = [np.full(spec.frame_shape, lo)] * len(frames[1::97])
-    frames[2::97] = [np.full(spec.frame_shape, hi)] * len(frames[2::97])
-    frames[3::97] = [rng.choice([lo, hi], spec.frame_shape) for _ in frames[3::97]]
+    shape = input_shape(spec)
+    frames = [rng.integers(lo, hi, shape, endpoint=True) for _ in range(count)]
+    frames[1::97] = [np.full(shape, lo)] * len(frames[1::97])
+    frames[2::97] = [np.full(shape, hi)] * len(frames[2::97])
+    frames[3::97] = [rng.choice([lo, hi], shape) for _ in frames[3::97]]
     if not spec.runtime_coeffs:
         return frames, None
     c_lo, c_hi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
-    kernels = [rng.integers(c_lo, c_hi, spec.kernel_shape, endpoint=True) for _ in range(count)]
-    kernels[4::89] = [rng.choice([c_lo, c_hi], spec.kernel_shape) for _ in kernels[4::89]]
+    shape = coefficient_shape(spec)
+    kernels = [rng.integers(c_lo, c_hi, shape, endpoint=True) for _ in range(count)]
+    kernels[4::89] = [rng.choice([c_lo, c_hi], shape) for _ in kernels[4::89]]
     return frames, kernels
 
 
@@ -94,10 +97,12 @@ def test_soak(name):
         mismatch = describe_mismatch(result.frames[index], expected)
         assert mismatch is None, f"frame {index}: {mismatch}"
     # Back to back: the stalls, not gaps between frames, set the time. Every position costs at
-    # least a cycle, and at these stall rates no run needs twice its unstalled time over the
-    # throughput the consumer allows.
-    positions = (FRAMES - 1) * spec.positions_per_frame + spec.cycles_per_frame
-    outputs = FRAMES * int(np.prod(spec.out_shape))
-    assert positions <= result.cycles
-    assert result.cycles <= 2 * max(positions / (1 - in_stall), outputs / (1 - out_stall))
+    # least a cycle (a folded layer's output positions more), and at these stall rates no run
+    # needs twice its unstalled time over the throughput the consumer allows.
+    out_size = int(np.prod(spec.out_shape))
+    per_frame = spec.positions_per_frame + (getattr(spec, "fold", 1) - 1) * out_size
+    unstalled = (FRAMES - 1) * per_frame + spec.cycles_per_frame
+    outputs = FRAMES * out_size
+    assert FRAMES * spec.positions_per_frame <= result.cycles
+    assert result.cycles <= 2 * max(unstalled / (1 - in_stall), outputs / (1 - out_stall))
     assert seconds < 20, f"{FRAMES} frames took {seconds:.1f} s"
