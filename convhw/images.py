@@ -1,7 +1,8 @@
 """Frames in and out of files, and the procedural demo image.
 
 Reading (:func:`load_frame`)
-    ``.npy``: a 2-D (frame) or 1-D (sequence) array of integers, returned exactly.
+    ``.npy``: a 2-D (frame), 3-D (channels, height, width: a layer's feature map) or 1-D
+    (sequence) array of integers, returned exactly.
     ``.png``, ``.pgm``/``.pnm``, ``.bmp``, ``.tif``/``.tiff`` (Pillow): grayscale only, 8-bit
     (mode ``L``), 16-bit (``I;16``, ``I``) or 1-bit (``1``, read as 0/1). Colour or palette
     images are rejected rather than converted, so the numbers that go through the hardware are
@@ -42,9 +43,10 @@ def _load_npy(path):
         array = np.load(path, allow_pickle=False)
     except ValueError as error:
         raise ValueError(f"{path}: not a readable .npy array ({error})")
-    if array.ndim not in (1, 2):
-        raise ValueError(f"{path}: must hold a 2-D frame or a 1-D sequence of integers, "
-                         f"not a {array.ndim}-D array of shape {array.shape}")
+    if array.ndim not in (1, 2, 3):
+        raise ValueError(f"{path}: must hold a 2-D frame, a 3-D (channels, height, width) "
+                         f"feature map or a 1-D sequence of integers, not a {array.ndim}-D "
+                         f"array of shape {array.shape}")
     if array.dtype.kind not in "iu":
         raise ValueError(f"{path}: must hold integers, not {array.dtype} values")
     if array.size == 0:
@@ -67,13 +69,13 @@ def _load_image(path):
 
 
 def load_frame(path):
-    """A 2-D frame or 1-D sequence of integers (``int64``) from ``path``.
+    """A 2-D frame, 3-D feature map or 1-D sequence of integers (``int64``) from ``path``.
 
     Raises
     ------
     ValueError
-        For an unknown suffix, an unreadable file, a colour image, or an array that is not 1-D
-        or 2-D integers. ``FileNotFoundError`` when ``path`` does not exist.
+        For an unknown suffix, an unreadable file, a colour image, or an array that is not 1-D,
+        2-D or 3-D integers. ``FileNotFoundError`` when ``path`` does not exist.
     """
     suffix = _suffix(path)
     if suffix not in (".npy",) + IMAGE_SUFFIXES:

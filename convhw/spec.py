@@ -78,6 +78,13 @@ def _integer_array(name, value, ndim, description):
     return array.astype(object).tolist()
 
 
+def _fold_factor(name, value, most, what):
+    try:
+        return validate_int(name, value, maximum=most)
+    except ValueError:
+        raise ValueError(f"'{name}' must be from 1 to {most} ({what}), not {value!r}") from None
+
+
 def _tuples(nested):
     return tuple(_tuples(v) for v in nested) if isinstance(nested, list) else int(nested)
 
@@ -191,9 +198,10 @@ class ConvSpec:
                 f"{self._padding}: the output would be {out_w}x{out_h}")
 
         inputs = self.inputs_per_output
-        self._pe = self._out_channels if pe is None else \
-            validate_int("pe", pe, maximum=self._out_channels)
-        self._simd = inputs if simd is None else validate_int("simd", simd, maximum=inputs)
+        self._pe = self._out_channels if pe is None else _fold_factor(
+            "pe", pe, self._out_channels, "the output channels")
+        self._simd = inputs if simd is None else _fold_factor(
+            "simd", simd, inputs, "the inputs of one output, KH*KW*Cin/groups")
         if self.folded and self._max_dsps is not None and self._max_dsps < self.multipliers:
             raise ValueError(f"'max_dsps' {self._max_dsps} is below the {self.multipliers} "
                              f"multipliers of the folded layer (pe {self._pe} x simd "

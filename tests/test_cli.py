@@ -296,7 +296,7 @@ def test_synth_small_spec(tmp_path, capsys, target, width):
 def files(tmp_path):
     np.save(tmp_path / "ok.npy", np.zeros((6, 6), dtype=int))
     np.save(tmp_path / "float.npy", np.zeros((6, 6)))
-    np.save(tmp_path / "cube.npy", np.zeros((2, 6, 6), dtype=int))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 6, 6), dtype=int))
     np.save(tmp_path / "big.npy", np.full((6, 6), 300))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     Image.new("RGB", (6, 6)).save(tmp_path / "rgb.png")
@@ -338,8 +338,8 @@ SIM = ["simulate", "--input"]
     (SIM + ["{tmp}/rgb.png", "--kernel", "box3"], r"--input: .*rgb\.png: is a RGB image"),
     (SIM + ["{tmp}/float.npy", "--kernel", "box3"], r"--input: .*must hold integers, not "
                                                      r"float64 values"),
-    (SIM + ["{tmp}/cube.npy", "--kernel", "box3"], r"--input: .*must hold a 2-D frame or a 1-D "
-                                                    r"sequence of integers, not a 3-D array"),
+    (SIM + ["{tmp}/cube.npy", "--kernel", "box3"], r"--input: .*must hold a 2-D frame, a 3-D "
+                                                    r".*not a 4-D array"),
     (SIM + ["{tmp}/big.npy", "--kernel", "box3"], r"--input: values 300\.\.300 do not fit "
                                                    r"--in-bits 8 unsigned \(0\.\.255\)"),
     (SIM + ["{tmp}/ok.npy", "--kernel", "box3", "--width", "7"],

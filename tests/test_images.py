@@ -26,8 +26,9 @@ def test_npy_sequence(tmp_path):
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.zeros((2, 3, 4), dtype=int), r"must hold a 2-D frame or a 1-D sequence of integers, not "
-                                     r"a 3-D array of shape \(2, 3, 4\)$"),
+    (np.zeros((2, 2, 3, 4), dtype=int), r"must hold a 2-D frame, a 3-D \(channels, height, width\) "
+                                        r"feature map or a 1-D sequence of integers, not a 4-D "
+                                        r"array of shape \(2, 2, 3, 4\)$"),
     (np.zeros((2, 3)), r"must hold integers, not float64 values$"),
     (np.zeros((2, 3), dtype=bool), r"must hold integers, not bool values$"),
     (np.zeros((0, 3), dtype=int), r"is empty \(shape \(0, 3\)\)$"),

@@ -7,17 +7,28 @@ errors (bad options, values or files, a missing toolchain) print one line,
 
 import argparse
 import importlib
+import re
 import sys
 
 from .errors import CliError
 
 __all__ = ["main", "CliError"]
 
-COMMANDS = ("generate", "simulate", "synth", "demo", "board", "info", "kernels")
+COMMANDS = ("generate", "simulate", "synth", "demo", "board", "info", "kernels", "prove")
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (no usage dump), exit status 2."""
+    """An ``ArgumentParser`` whose errors are one line (no usage dump), exit status 2.
+
+    A value that starts with a minus and a digit is a value, never an option: so
+    ``--kernel -1,0,1`` and ``--padding -1`` (which then gets its own error) work as typed.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse takes only plain numbers ("-1", "-.5") for negative values; convhw's numeric
+        # options also take lists ("-1,0,1;-2,0,2"). No option name starts with a digit.
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message):
         sys.stderr.write(f"convhw: error: {self.prog.split(' ', 1)[-1]}: {message}\n"

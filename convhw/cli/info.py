@@ -20,10 +20,17 @@ def run(args):
     spec = spec_from_args(args)
     facts = spec.to_dict()
     facts["taps"] = spec.taps
-    facts["adder_tree_terms"] = len(spec.terms)
+    layer = getattr(spec, "is_layer", False)
+    if not getattr(spec, "folded", False):
+        channels = range(getattr(spec, "out_channels", 1))
+        facts["adder_tree_terms"] = (sum(len(spec.channel_terms(co)) for co in channels)
+                                     if layer else len(spec.terms))
     facts["dsp_taps"] = spec.dsp_taps
     if len(spec.frame_shape) == 2:
-        facts["line_buffer_bits"] = (spec.span[0] - 1) * spec.width * spec.in_bits
+        facts["line_buffer_bits"] = ((spec.span[0] - 1) * spec.width * spec.in_bits
+                                     * spec.in_channels)
+    if layer:
+        facts["weight_bits"] = spec.coefficient_count * spec.coeff_bits
     if args.json:
         print(json.dumps(facts))
         return 0

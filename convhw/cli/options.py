@@ -22,7 +22,9 @@ OPTION_OF = {
     "kernel_shape": "--kernel-size", "kernel_size": "--kernel-size", "stride": "--stride",
     "padding": "--padding", "dilation": "--dilation", "in_bits": "--in-bits",
     "in_signed": "--signed", "coeff_bits": "--coeff-bits", "flip": "--flip", "shift": "--shift",
-    "out_bits": "--out-bits", "max_dsps": "--max-dsps",
+    "out_bits": "--out-bits", "max_dsps": "--max-dsps", "weights": "--weights",
+    "groups": "--groups", "bias": "--bias", "relu": "--relu", "in_channels": "--in-channels",
+    "out_channels": "--out-channels", "pe": "--pe", "simd": "--simd",
 }
 
 
@@ -63,7 +65,99 @@ def add_spec_arguments(parser):
     group.add_argument("--max-dsps", type=int, metavar="N",
                        help="runtime coefficients: at most N multipliers in DSP blocks, the rest "
                             "in logic")
+    layer = parser.add_argument_group("CNN layer (multi-channel)")
+    layer.add_argument("--weights", metavar="FILE.npy",
+                       help="layer weights (Cout, Cin/groups, KH, KW) integers; not with --kernel "
+                            "(with --runtime-coeffs: the values to load)")
+    layer.add_argument("--groups", type=int, default=1, metavar="G",
+                       help="grouped convolution (default 1; groups = Cin = Cout: depthwise)")
+    layer.add_argument("--bias", metavar="FILE.npy", help="(Cout,) integers added to each "
+                                                           "output channel")
+    layer.add_argument("--relu", action="store_true",
+                       help="ReLU after the bias, before requantization")
+    layer.add_argument("--in-channels", type=int, metavar="C",
+                       help="input channels (with --kernel: the kernel on each channel; with "
+                            "--runtime-coeffs: a layer with runtime weights)")
+    layer.add_argument("--out-channels", type=int, metavar="C",
+                       help="output channels of a runtime-weight layer (default: --in-channels)")
+    layer.add_argument("--pe", type=int, metavar="N",
+                       help="folding: output channels computed in parallel (default all)")
+    layer.add_argument("--simd", type=int, metavar="N",
+                       help="folding: products per output channel per cycle (default all "
+                            "KH*KW*Cin/groups)")
     return group
+
+
+def _integer_file(option, path, ndim, what):
+    """An integer array of ``ndim`` dimensions from a ``.npy`` file, or a CliError."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise CliError(f"{option}: cannot read {path!r} as a .npy array ({error})")
+    if array.ndim != ndim:
+        raise CliError(f"{option}: {path} must hold {what}, not a {array.ndim}-D array of "
+                       f"shape {array.shape}")
+    if array.dtype.kind not in "iu":
+        if array.dtype.kind == "f" and np.all(np.isfinite(array)) \
+                and np.all(array == np.round(array)):
+            return array.astype(np.int64)
+        raise CliError(f"{option}: {path} must hold integers, not {array.dtype} values "
+                       f"(shape {array.shape})")
+    return array.astype(np.int64)
+
+
+def _layer_arguments(args, frame_channels, runtime):
+    """The layer arguments of ConvSpec (weights or channel counts, groups, bias, ReLU, folding)
+    from the options and the input's channel count (``None`` without an input)."""
+    weights_path = getattr(args, "weights", None)
+    layer = {}
+    if weights_path is not None:
+        if getattr(args, "kernel", None) is not None:
+            raise CliError("--weights: not with --kernel (--kernel is one 2-D kernel; --weights "
+                           "a layer's (Cout, Cin/groups, KH, KW) weights)")
+        weights = _integer_file("--weights", weights_path, 4,
+                                "(Cout, Cin/groups, KH, KW) weights")
+        groups = getattr(args, "groups", 1)
+        cin = weights.shape[1] * groups
+        for option, given, actual in (("--in-channels", getattr(args, "in_channels", None), cin),
+                                      ("--out-channels", getattr(args, "out_channels", None),
+                                       weights.shape[0])):
+            if given is not None and given != actual:
+                raise CliError(f"{option}: {given} does not match --weights of shape "
+                               f"{weights.shape} with --groups {groups} ({actual})")
+        if frame_channels is not None and frame_channels != cin:
+            raise CliError(f"--input: has {frame_channels} channel(s) but --weights of shape "
+                           f"{weights.shape} with --groups {groups} take {cin}")
+        if runtime:
+            layer.update(kernel_shape=weights.shape[2:], in_channels=cin,
+                         out_channels=weights.shape[0])
+        else:
+            layer["weights"] = weights
+    else:
+        cin = getattr(args, "in_channels", None)
+        if frame_channels is not None:
+            if cin is not None and cin != frame_channels:
+                raise CliError(f"--in-channels: {cin} does not match the input's "
+                               f"{frame_channels} channels")
+            cin = frame_channels
+        if cin is not None:
+            layer["in_channels"] = cin
+        if getattr(args, "out_channels", None) is not None:
+            if not runtime:
+                raise CliError("--out-channels: takes --runtime-coeffs (or use --weights); "
+                               "--kernel filters each input channel")
+            layer["out_channels"] = args.out_channels
+    if getattr(args, "groups", 1) != 1:
+        layer["groups"] = args.groups
+    if getattr(args, "bias", None) is not None:
+        layer["bias"] = _integer_file("--bias", args.bias, 1, "(Cout,) integers").tolist()
+    for name in ("relu",):
+        if getattr(args, name, False):
+            layer[name] = True
+    for name in ("pe", "simd"):
+        if getattr(args, name, None) is not None:
+            layer[name] = getattr(args, name)
+    return layer
 
 
 def _ints(option, text, *, count):
@@ -160,14 +254,24 @@ def spec_from_args(args, frame_shape=None):
     """
     dims = getattr(args, "dims", None)
     if frame_shape is not None:
-        if dims is not None and dims != len(frame_shape):
+        if len(frame_shape) == 3 and dims in (None, 2):
+            dims = 2
+        elif dims is not None and dims != len(frame_shape):
             raise CliError(f"--dims {dims}: the input is {len(frame_shape)}-D "
                            f"(shape {tuple(frame_shape)})")
-        dims = len(frame_shape)
+        else:
+            dims = len(frame_shape)
     dims = dims or 2
+    frame_channels = None
+    if frame_shape is not None and len(frame_shape) == 3:
+        frame_channels, frame_shape = frame_shape[0], tuple(frame_shape[1:])
     geometry = _geometry(args, dims, frame_shape)
 
     runtime = getattr(args, "runtime_coeffs", False)
+    layer = _layer_arguments(args, frame_channels, runtime)
+    if dims == 1 and layer:
+        raise CliError(f"--{next(iter(layer)).replace('_', '-')}: layer options describe "
+                       f"2-D feature maps, not --dims 1 sequences")
     kernel = _parse_kernel(args, dims) if getattr(args, "kernel", None) is not None else None
     size_text = getattr(args, "kernel_size", None)
     size = _kernel_size(size_text, dims) if size_text is not None else None
@@ -176,13 +280,21 @@ def spec_from_args(args, frame_shape=None):
             tuple(np.atleast_1d(shape_of_kernel)):
         raise CliError(f"--kernel-size: {size_text} does not match the --kernel's shape "
                        f"{'x'.join(map(str, np.atleast_1d(shape_of_kernel)))}")
-    if runtime:
+    if "kernel_shape" in layer:   # runtime weights from --weights
+        kernel_args = {}
+    elif runtime:
         size = size if size is not None else shape_of_kernel
         if size is None:
             raise CliError("--runtime-coeffs: needs --kernel-size KHxKW (or a --kernel to take "
                            "the shape from)")
         kernel_args = ({"kernel_size": size} if dims == 1
                        else {"kernel_shape": tuple(size)})
+        if kernel is not None and layer.get("in_channels", 1) > 1 and \
+                "out_channels" not in layer and "groups" not in layer:
+            # --kernel values for every channel: one kernel per channel, depthwise.
+            layer["groups"] = layer["in_channels"]
+    elif "weights" in layer:
+        kernel_args = {}
     else:
         if kernel is None:
             raise CliError(f"--kernel: required (a name such as sobel-x, a file, or inline rows "
@@ -206,23 +318,36 @@ def spec_from_args(args, frame_shape=None):
                     raise CliError(f"--{option}: a 1-D core takes one integer, not "
                                    f"{getattr(args, option)!r}")
             return Conv1dSpec(**geometry, **kernel_args, **common)
-        return ConvSpec(**geometry, **kernel_args, **common)
+        return ConvSpec(**geometry, **kernel_args, **layer, **common)
     except (ValueError, TypeError) as error:
         raise _spec_error(error) from None
 
 
 def runtime_kernel(args, spec):
-    """The coefficients to load into a runtime-coefficient ``spec`` (``--kernel``), checked
-    against ``--kernel-size`` and ``--coeff-bits``; ``None`` for a constant-coefficient spec."""
+    """The coefficients to load into a runtime-coefficient ``spec`` (``--kernel``, or a layer's
+    ``--weights``), checked against the spec and ``--coeff-bits``; ``None`` for a
+    constant-coefficient spec."""
     if not spec.runtime_coeffs:
         return None
-    if getattr(args, "kernel", None) is None:
+    layer = getattr(spec, "is_layer", False)
+    if getattr(args, "weights", None) is not None:
+        kernel = _integer_file("--weights", args.weights, 4, "(Cout, Cin/groups, KH, KW) weights")
+        option = "--weights"
+    elif getattr(args, "kernel", None) is None:
         raise CliError("--kernel: required with --runtime-coeffs here: it gives the coefficient "
-                       "values to load")
-    kernel = _parse_kernel(args, len(spec.frame_shape))
+                       "values to load" + (" (or --weights for a layer)" if layer else ""))
+    else:
+        kernel, option = _parse_kernel(args, len(spec.frame_shape)), "--kernel"
+        if layer:
+            expected = (spec.out_channels, spec.group_in_channels)
+            if expected != (spec.in_channels, 1):
+                raise CliError(f"--kernel: one 2-D kernel loads a depthwise layer only; this "
+                               f"layer takes (Cout, Cin/groups, KH, KW) = "
+                               f"{(*expected, *spec.kernel_shape)} weights: use --weights")
+            kernel = np.broadcast_to(kernel, (*expected, *kernel.shape)).copy()
     lo, hi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
     bad = [int(v) for v in np.ravel(kernel) if not lo <= v <= hi]
     if bad:
-        raise CliError(f"--kernel: coefficient {bad[0]} does not fit --coeff-bits "
+        raise CliError(f"{option}: coefficient {bad[0]} does not fit --coeff-bits "
                        f"{spec.coeff_bits} (signed range {lo}..{hi})")
     return kernel

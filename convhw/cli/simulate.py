@@ -33,7 +33,8 @@ def add_parser(subparsers):
         description="Cycle-accurate simulation of the core, compared bit for bit with the golden "
                     "model. Exit status 0 when bit-exact, 1 when not.")
     parser.add_argument("--input", required=True, metavar="FILE",
-                        help="2-D .npy integer frame, 1-D .npy sequence, or grayscale .png/.pgm")
+                        help="2-D .npy integer frame, 3-D (C, H, W) .npy feature map (a layer), "
+                             "1-D .npy sequence, or grayscale .png/.pgm")
     parser.add_argument("--output", metavar="FILE",
                         help=".npy: exact integers (N frames: an N x ... stack); .png/.pgm: a "
                              "picture (|v| stretched to 0..255; N frames: FILE-k.png for k > 0)")
@@ -55,7 +56,7 @@ def frame_sequence(frame, count):
     """``count`` frames: ``frame`` shifted cyclically by ``k`` rows and ``3*k`` columns."""
     if frame.ndim == 1:
         return [np.roll(frame, 3 * k) for k in range(count)]
-    return [np.roll(frame, (k, 3 * k), axis=(0, 1)) for k in range(count)]
+    return [np.roll(frame, (k, 3 * k), axis=(-2, -1)) for k in range(count)]
 
 
 def _check_range(spec, frame):
@@ -99,14 +100,14 @@ def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
             if difference:
                 mismatches.append(f"frame {index}: {difference}")
     errors = ([hung] if hung else []) + (list(result.errors) if result else []) + mismatches
-    pixels = sum(int(np.prod(frame.shape)) for frame in frames)
+    pixels = sum(int(np.prod(frame.shape[-2:])) for frame in frames)
     cycles = result.cycles if result else None
     report = {
         "match": not errors,
         "cycles": cycles,
         "total_cycles": result.total_cycles if result else None,
         "cycles_per_frame": spec.cycles_per_frame,
-        "out_shape": list(spec.out_shape),
+        "out_shape": list(getattr(spec, "output_shape", spec.out_shape)),
         "in_shape": list(frames[0].shape),
         "frames": len(frames),
         "pixels_per_cycle": round(pixels / cycles, 4) if cycles else None,
@@ -117,6 +118,10 @@ def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
         "errors": errors[:20],
         "spec": spec.to_dict(),
     }
+    if getattr(spec, "is_layer", False):
+        report.update(in_channels=spec.in_channels, out_channels=spec.out_channels,
+                      pe=spec.pe, simd=spec.simd, cycles_per_output=spec.cycles_per_output,
+                      multipliers=spec.multipliers)
     return result, expected, report
 
 
@@ -128,7 +133,7 @@ def _write_output(path, frames):
     written = []
     for index, frame in enumerate(frames):
         target = path if index == 0 else f"{stem}-{index}{suffix}"
-        save_frame(target, frame)
+        save_frame(target, frame[0] if frame.ndim == 3 else frame)
         written.append(target)
     return written
 
@@ -166,10 +171,16 @@ def run(args):
     except (ValueError, OSError) as error:
         raise CliError(f"--input: {error}")
     spec = spec_from_args(args, frame_shape=frame.shape)
+    if getattr(spec, "is_layer", False) and frame.ndim == 2:
+        frame = frame[np.newaxis]    # a 2-D array is one channel
+    if args.output and os.path.splitext(args.output)[1].lower() != ".npy" and \
+            getattr(spec, "out_channels", 1) != 1:
+        raise CliError(f"--output: a picture holds one channel, and this layer gives "
+                       f"{spec.out_channels}: write .npy")
     _check_range(spec, frame)
     kernel = runtime_kernel(args, spec)
     frames = frame_sequence(frame, args.frames)
-    cycles = args.frames * (spec.positions_per_frame + spec.latency)
+    cycles = args.frames * spec.cycles_per_frame if spec.cycles_per_frame else 0
     if args.backend == "pysim" and cycles > PYSIM_PATIENCE:
         print(f"convhw: note: pysim simulates about 10k cycles/s and this needs {cycles} or "
               f"more; --backend fast uses a compiled model", file=sys.stderr, flush=True)
