@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from convhw.board import protocol
+from convhw.board import protocol, transport
 from convhw.board.accelerator import UARTAccelerator
 from convhw.board.host import BoardClient
 from convhw.board.protocol import Status
@@ -259,5 +259,94 @@ def test_fuzzed_bursts_then_a_valid_request(name):
            final=st.tuples(images(spec), kernels(spec)))
     def fuzz(sends, final):
         check_bursts(spec, sends, final)
+
+    fuzz()
+
+
+# --- line errors ---------------------------------------------------------------------------------
+# A byte whose stop bit is low (noise, a wrong baud rate) is dropped by the UART, which reports a
+# framing error. When the board sees it depends on how far it has got through the bytes it
+# buffered, so no byte-exact answer is predicted here; the board must still answer only whole,
+# well-formed replies, stop with the first error, go quiet, and then serve a valid request.
+
+class BadStop(int):
+    """A byte sent with a low stop bit."""
+
+
+async def put_with_line_errors(ctx, pin, byte, clocks_per_bit):
+    if not isinstance(byte, BadStop):
+        return await ORIGINAL_UART_PUT(ctx, pin, byte, clocks_per_bit)
+    levels = [0] + [(byte >> k) & 1 for k in range(8)] + [0, 1]
+    edges = [round(clocks_per_bit * k) for k in range(len(levels) + 1)]
+    for level, start, end in zip(levels, edges, edges[1:]):
+        ctx.set(pin, level)
+        await ctx.tick().repeat(end - start)
+
+
+ORIGINAL_UART_PUT = transport.uart_put
+
+
+def parse_answer(spec, data, *, window):
+    """The statuses of the board's replies in ``data``, checking that every reply is whole and
+    well-formed, carries the board's own parameters, and that only the last is an error."""
+    out_len = len(protocol.pixels_needed(spec)) * protocol.value_bytes(spec.out_bits)
+    timeout_us = round(TIMEOUT * 1e6)
+    statuses = []
+    while data:
+        assert not statuses or statuses[-1] == Status.OK, f"a reply after an error: {data!r}"
+        if data[0] == protocol.REJECT:
+            reject = protocol.decode_reject(data[:protocol.REJECT_LEN])
+            assert reject == protocol.Reject(reject.code, spec.width, spec.height,
+                                             protocol.spec_id(spec), timeout_us)
+            assert reject.code != Status.OK
+            statuses.append(reject.code)
+            data = data[protocol.REJECT_LEN:]
+            continue
+        assert protocol.decode_accept(data[:protocol.ACCEPT_LEN]) == protocol.Accept(window,
+                                                                                       timeout_us)
+        results = data[protocol.ACCEPT_LEN:protocol.ACCEPT_LEN + out_len]
+        end = protocol.ACCEPT_LEN + out_len + protocol.TRAILER_LEN
+        assert len(data) >= end, f"a reply cut short: {data!r}"
+        trailer = protocol.decode_trailer(data[end - protocol.TRAILER_LEN:end])
+        assert trailer.out_crc == protocol.crc16(results)
+        statuses.append(trailer.status)
+        data = data[end:]
+    return statuses
+
+
+@st.composite
+def noisy_bursts(draw, spec):
+    """A burst of pieces with one or two bytes sent with a low stop bit."""
+    data = list(b"".join(draw(st.lists(pieces(spec), min_size=1, max_size=3))))
+    for _ in range(draw(st.integers(1, 2))):
+        index = draw(st.integers(0, len(data)))
+        value = data[index] if index < len(data) else draw(st.integers(0, 255))
+        data[index:index + 1] = [BadStop(value)]
+    return data
+
+
+def test_line_errors(monkeypatch):
+    spec = BOARDS["runtime 2x2"]
+    monkeypatch.setattr(transport, "uart_put", put_with_line_errors)
+
+    @FUZZ
+    @given(sends=st.lists(noisy_bursts(spec), min_size=1, max_size=2),
+           final=st.tuples(images(spec), kernels(spec)))
+    def fuzz(sends, final):
+        dut = UARTAccelerator(spec, clk_freq=CLK, baud=BAUD, timeout=TIMEOUT)
+        with SimulatedSerial(dut, clk_freq=CLK, baud=BAUD, timeout=0.05) as port:
+            seen = []
+            for burst in sends:
+                port._to_board.extend(burst)       # BadStop bytes stay marked
+                limit = 4 * len(burst) * BYTE_CYCLES * 2 + 20 * TIMEOUT * CLK
+                statuses = parse_answer(spec, collect_answer(port, limit), window=dut.window)
+                if isinstance(burst[0], BadStop):   # the very first byte: nothing buffered
+                    assert statuses == [Status.FRAMING]
+                seen += statuses
+            assert port.peek(dut.error) == (seen[-1] != Status.OK if seen else 0)
+            image, kernel = final
+            result = BoardClient(port, spec, timeout=TIMEOUT).run_frame(image, kernel)
+            np.testing.assert_array_equal(result.output, run_spec(spec, image, kernel))
+            assert result.ok and port.line_errors == []
 
     fuzz()
