@@ -90,6 +90,12 @@ KINDS = {
         width=7, height=6, kernel=[[9, -3], [5, 7]], dilation=2, stride=2, padding=1, shift=2,
         out_bits=5), Conv2d),
     "conv2d 1x1": Kind(ConvSpec(width=4, height=3, kernel=[[3]]), Conv2d),
+    "layer 3->5 3x3 folded pe3 simd4 bias relu": Kind(ConvSpec(
+        width=5, height=4, weights=np.arange(135).reshape(5, 3, 3, 3) % 23 - 11, padding="same",
+        bias=[5, -3, 100, 0, 7], relu=True, shift=5, out_bits=8, pe=3, simd=4), Conv2d),
+    "layer runtime 3->4 3x3 folded pe2 simd3": Kind(ConvSpec(
+        width=5, height=4, kernel_shape=(3, 3), in_channels=3, out_channels=4, padding="same",
+        coeff_bits=6, pe=2, simd=3), Conv2d),
     "conv1d same": Kind(Conv1dSpec(
         length=9, kernel=[1, -2, 3], padding="same", in_signed=True), Conv1d),
     "conv1d runtime stride 2 padding (1,2)": Kind(Conv1dSpec(
