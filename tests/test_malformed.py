@@ -15,8 +15,8 @@ progress") and on any output beyond those expected.
 
 Generic over core kinds: :data:`KINDS` has one line per core, a :class:`Kind` (spec, core
 factory, and the golden model when :func:`convhw.golden.run_spec` does not cover it). A pixel is
-one beat with all its channels (a layer's frames are ``(C, H, W)``), so the multi-channel layer is
-one more entry.
+one beat with all its channels (a layer's frames are ``(C, H, W)``), so a multi-channel layer is
+one entry like any other, and a new core kind is one more.
 """
 
 from dataclasses import dataclass
