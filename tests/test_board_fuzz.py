@@ -286,14 +286,26 @@ async def put_with_line_errors(ctx, pin, byte, clocks_per_bit):
 ORIGINAL_UART_PUT = transport.uart_put
 
 
-def parse_answer(spec, data, *, window):
+def parse_answer(spec, data, *, window, one_burst=True, cut=False):
     """The statuses of the board's replies in ``data``, checking that every reply is whole and
-    well-formed, carries the board's own parameters, and that only the last is an error."""
+    well-formed and carries the board's own parameters. For ``one_burst`` (no silence as long as
+    the timeout in between), only the last may be an error; ``cut`` allows the last reply to be
+    cut short (by the reset button)."""
     out_len = len(protocol.pixels_needed(spec)) * protocol.value_bytes(spec.out_bits)
     timeout_us = round(TIMEOUT * 1e6)
     statuses = []
+    if cut:
+        data = data[:-1]        # the reset may have cut the byte being sent: garbage
     while data:
-        assert not statuses or statuses[-1] == Status.OK, f"a reply after an error: {data!r}"
+        if one_burst:
+            assert not statuses or statuses[-1] == Status.OK, f"a reply after an error: {data!r}"
+        whole = (protocol.REJECT_LEN if data[0] == protocol.REJECT else
+                 protocol.ACCEPT_LEN + out_len + protocol.TRAILER_LEN)
+        if cut and len(data) < whole:
+            assert data[0] in (protocol.REJECT, protocol.ACCEPT), f"not a reply: {data!r}"
+            if data[0] == protocol.ACCEPT and len(data) >= protocol.ACCEPT_LEN:
+                protocol.decode_accept(data[:protocol.ACCEPT_LEN])
+            return statuses
         if data[0] == protocol.REJECT:
             reject = protocol.decode_reject(data[:protocol.REJECT_LEN])
             assert reject == protocol.Reject(reject.code, spec.width, spec.height,
@@ -348,5 +360,65 @@ def test_line_errors(monkeypatch):
             result = BoardClient(port, spec, timeout=TIMEOUT).run_frame(image, kernel)
             np.testing.assert_array_equal(result.output, run_spec(spec, image, kernel))
             assert result.ok and port.line_errors == []
+
+    fuzz()
+
+
+# --- chaos ----------------------------------------------------------------------------------------
+# Everything at once, where timing decides the answers: pauses up to beyond the timeout anywhere
+# (inside headers and frames), bytes with a low stop bit, the reset button pressed at any moment,
+# a host 2 % off the board's rate, and a receive FIFO only as big as the window, so a host that
+# sends a whole frame at once overflows it. The board must answer only whole, well-formed replies
+# (a reply the reset button cuts short excepted), never hang, and serve a valid request once the
+# line has been quiet.
+
+@st.composite
+def chaos_actions(draw, spec):
+    kind = draw(st.sampled_from(["send", "send", "send", "pause", "reset"]))
+    if kind == "send":
+        data = list(draw(pieces(spec)))
+        if data and draw(st.integers(0, 3)) == 0:
+            index = draw(st.integers(0, len(data) - 1))
+            data[index] = BadStop(data[index])
+        return ("send", data)
+    if kind == "pause":
+        return ("pause", draw(st.sampled_from([0.5, 0.9, 1.0, 1.1, 2.0])) * TIMEOUT)
+    return ("reset", None)
+
+
+def test_chaos(monkeypatch):
+    spec = BOARDS["runtime 2x2"]
+    monkeypatch.setattr(transport, "uart_put", put_with_line_errors)
+    minimum = protocol.rx_fifo_depth(spec, minimum=1)
+
+    @FUZZ
+    @given(actions=st.lists(chaos_actions(spec), min_size=1, max_size=6),
+           fifo_depth=st.sampled_from([minimum, None]),
+           host_rate=st.sampled_from([1.0, 0.98, 1.02]),
+           final=st.tuples(images(spec), kernels(spec)))
+    def fuzz(actions, fifo_depth, host_rate, final):
+        dut = UARTAccelerator(spec, clk_freq=CLK, baud=BAUD, timeout=TIMEOUT,
+                              fifo_depth=fifo_depth)
+        with SimulatedSerial(dut, clk_freq=CLK, baud=BAUD, timeout=0.05,
+                             host_clocks_per_bit=CLK / BAUD * host_rate) as port:
+            for action, value in actions:
+                if action == "send":
+                    port._to_board.extend(value)
+                    port.sleep(len(value) * BYTE_CYCLES / 2 / CLK)      # reset mid-burst too
+                elif action == "pause":
+                    port.sleep(value)
+                else:
+                    port._to_board.clear()          # the host gives up what it had queued
+                    port.drive(dut.reset, 1)
+                    port.drive(dut.reset, 0)
+                    parse_answer(spec, port.read(port.in_waiting), window=dut.window,
+                                 one_burst=False, cut=True)
+            limit = 200 * BYTE_CYCLES + 40 * TIMEOUT * CLK
+            parse_answer(spec, collect_answer(port, limit), window=dut.window, one_burst=False)
+            image, kernel = final
+            result = BoardClient(port, spec, timeout=TIMEOUT).run_frame(image, kernel)
+            np.testing.assert_array_equal(result.output, run_spec(spec, image, kernel))
+            assert result.ok
+            assert port.peek(dut.busy) == 0 and port.peek(dut.error) == 0
 
     fuzz()
