@@ -2,11 +2,11 @@
 """Board protocol fuzzing: random and mutated byte streams through the whole board design in the
 Amaranth simulator (at 4 clocks per bit, as in tests/test_board.py).
 
-Hypothesis builds bursts out of random bytes, headers cut anywhere, headers with a wrong byte
-(magic, version, size, spec id, coefficients, CRC), headers for another spec, whole requests cut
-anywhere or with a flipped bit, and valid requests, back to back or with pauses shorter than the
-board's timeout between them. Each burst goes to an idle board; then the line stays quiet.
-Checks:
+:func:`test_fuzzed_bursts_then_a_valid_request`: hypothesis builds bursts out of random bytes,
+headers cut anywhere, headers with a wrong byte (magic, version, size, spec id, coefficients,
+CRC), headers for another spec, whole requests cut anywhere or with a flipped bit, and valid
+requests, back to back or with pauses shorter than the board's timeout between them. Each burst
+goes to an idle board; then the line stays quiet. Checks:
 
 - the board answers exactly what :func:`board_answer` predicts from docs/boards.md (the first
   wrong header byte gets its reject code, a header that stops gets a timeout reject, a frame that
@@ -16,10 +16,14 @@ Checks:
 - the next valid request, from the real :class:`~convhw.board.host.BoardClient`, gets a
   bit-exact answer with a good trailer.
 
+:func:`test_line_errors` adds bytes with a low stop bit, and :func:`test_chaos` pauses past the
+timeout, the reset button, a host off the board's rate and a receive FIFO that overflows. Timing
+decides the answers there, so they check that every reply is whole and well-formed, and again
+that the next valid request is answered bit-exact.
+
 Derandomized, with a bounded number of examples: pysim runs the board at about 7,000 cycles per
 second, so the frames are tiny. Generic over board specs: :data:`BOARDS` has one line per spec
-(the board design takes any :class:`~convhw.spec.ConvSpec`; a board for another core kind would
-be one more entry with its own golden model).
+(the board design takes any 2-D :class:`~convhw.spec.ConvSpec`).
 """
 
 import numpy as np
