@@ -68,3 +68,25 @@ def test_line_buffer_exact_on_narrow_frames(width):
         assert result.errors == []
         for frame, output in zip(frames, result.frames):
             np.testing.assert_array_equal(output, run_spec(spec, frame))
+
+
+def test_layer_line_buffer_packs_every_channel(tmp_path):
+    """Two rows of 4 channels of 8 bits: a 64-bit word per column, in 16-bit-wide blocks:
+    ceil(64/16) * ceil(640/256) SB_RAM40_4K, the bound for the RAM's widest mode."""
+    spec = ConvSpec(width=WIDTH, height=8, weights=np.ones((2, 4, 3, 3), dtype=int))
+    cells, netlist = _yosys_cells(tmp_path, spec, "synth_ice40 -device u")
+    assert len(_line_buffer_cells(netlist, "SB_RAM40_4K")) == 4 * math.ceil(WIDTH / 256) == 12
+
+
+@pytest.mark.parametrize("runtime", [False, True], ids=["constant", "runtime"])
+def test_folded_weights_live_in_block_ram(tmp_path, runtime):
+    """A folded layer's weights (16 x 8 x 3 x 3 of 8 bits) are block RAM words, not LUTs."""
+    rng = np.random.default_rng(1)
+    shape = dict(kernel_shape=(3, 3), in_channels=8, out_channels=16) if runtime else \
+        dict(weights=rng.integers(-128, 128, size=(16, 8, 3, 3)))
+    spec = ConvSpec(width=16, height=8, pe=4, simd=2, **shape)
+    cells, netlist = _yosys_cells(tmp_path, spec, "synth_ice40 -device u")
+    weight_rams = [name for name, cell in netlist.items()
+                   if cell["type"] == "SB_RAM40_4K" and "weights" in name]
+    # 144 words of 8 lanes x 8 bits (twice over at runtime: active and shadow halves).
+    assert len(weight_rams) == 4, cells

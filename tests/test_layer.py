@@ -53,6 +53,10 @@ CASES = {
     "folded-groups2-4in-6out-pe4-simd7-stride2": (dict(
         width=7, height=6, weights=_weights(9, (6, 2, 3, 3)), groups=2, stride=2, padding=1,
         pe=4, simd=7, flip=True), None),
+    "folded-per-channel-scale-shift-half-even": (dict(
+        width=5, height=4, weights=_weights(11, (5, 2, 2, 2)), scale=[1, 3, 5, 7, 2],
+        shift=[0, 1, 2, 3, 4], rounding="half-even", bias=_bias(11, 5), pe=2, simd=3,
+        padding=1), None),
     "folded-pointwise-pe1-simd1": (dict(
         width=5, height=4, weights=_weights(10, (3, 2, 1, 1)), pe=1, simd=1, relu=True), None),
     "runtime-3in-4out-3x3-dsp-and-logic": (dict(

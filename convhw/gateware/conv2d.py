@@ -42,7 +42,7 @@ from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
 from .products import TermBuilder
-from .requantize import requantize
+from .requantize import requantize, shares_output_stage
 from .schedule import Scheduler
 from .window import Window
 
@@ -184,8 +184,19 @@ class Conv2d(StreamingCore):
             return Mux(inside(row, col), tap(row, col, group * per_group + ci), 0)
 
         runtime = spec.runtime_coeffs
+        # Each lane finishes its channels' outputs itself when they share scale and shift (one
+        # output stage per lane, not per channel); else the collector keeps accumulators.
+        lanes_share = all(
+            shares_output_stage(spec, range(k, spec.out_channels, spec.pe))
+            for k in range(spec.pe))
+
+        def finish(lane, total, channels, select):
+            return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
+
         engine = FoldedDatapath(m, spec, value, s2.emit, swap=s1.sof if runtime else None,
-                                coef=self.coef if runtime else None)
+                                coef=self.coef if runtime else None,
+                                finish=finish if lanes_share else None,
+                                finish_stages=spec.back_stages if lanes_share else 0)
         # The frame markers wait in a register from the load to the last chunk; loads come at
         # least ``fold`` cycles apart, so the register is free again by then.
         markers = Signal.like(s2)
@@ -193,6 +204,9 @@ class Conv2d(StreamingCore):
             m.d.sync += markers.eq(s2)
         final = Signal.like(s2)
         m.d.comb += [final.eq(markers), final.emit.eq(engine.final)]
+        if lanes_share:
+            done = delay(m, final, engine.final_to_done, "control")
+            return engine.accumulators, done
         done = delay(m, final, engine.final_to_done + spec.back_stages, "control")
         results = []
         for co, total in enumerate(engine.accumulators):
@@ -202,11 +216,16 @@ class Conv2d(StreamingCore):
 
     def _fold_gap(self, m, emits):
         """Whether a position may issue next cycle: ``fold - 1`` cycles pass after each
-        position that completes an output (``emits``)."""
+        position that completes an output (``emits``).
+
+        A down-counter with the flag ``wait <= 1`` kept in a register (set by an equality with
+        2, not by a comparator), so the issue logic sees one flip-flop, not a carry chain."""
         fold = self._spec.fold
-        wait = Signal(range(fold))
+        wait = Signal(range(fold), name="fold_wait")
+        nearly_free = Signal(init=1, name="fold_nearly_free")   # wait <= 1
         with m.If(emits):
-            m.d.sync += wait.eq(fold - 1)
-        with m.Elif(wait != 0):
-            m.d.sync += wait.eq(wait - 1)
-        return Mux(emits, 0, wait <= 1)
+            m.d.sync += [wait.eq(fold - 1), nearly_free.eq(fold - 1 <= 1)]
+        with m.Else():
+            # Past zero the counter wraps, but the flag holds until the next emitting issue.
+            m.d.sync += [wait.eq(wait - 1), nearly_free.eq(nearly_free | (wait == 2))]
+        return ~emits & nearly_free

@@ -53,18 +53,24 @@ class FoldedDatapath:
         Runtime weights: a start of frame passes (one cycle before its position's ``load``).
     coef : interface, optional
         Runtime weights: the core's coefficient port (``we``, ``addr``, ``data``).
+    finish : callable, optional
+        ``finish(lane, total, channels, select)`` registers a lane's output stage for its
+        accumulator ``total`` (a :class:`Term`), which belongs to ``channels[select]``, and
+        returns the result, ``finish_stages`` cycles later. The collector then keeps results,
+        not accumulators.
 
     Attributes
     ----------
     accumulators : list of Value
-        Per output channel, valid while ``done``.
+        Per output channel (finished, when ``finish`` was given), valid while ``done``.
     final : Value
         The last chunk is at the rotators' heads (``done`` follows ``final_to_done`` cycles
         later).
     done : Value
     """
 
-    def __init__(self, m, spec, value, load, swap=None, coef=None):
+    def __init__(self, m, spec, value, load, swap=None, coef=None, finish=None,
+                 finish_stages=0):
         self._m, self._spec = m, spec
         pe, simd = spec.pe, spec.simd
         folds_p, folds_q, fold = spec.pe_folds, spec.simd_folds, spec.fold
@@ -134,17 +140,27 @@ class FoldedDatapath:
             m.d.sync += acc.eq(Mux(first_at_root, total, acc + total))
             lanes.append(acc)
 
-        # Collector: a channel group's totals, the cycle after its last chunk accumulated.
-        write = delay(m, active & last_chunk, tree_delay + 1, "group_done")
-        write_group = delay(m, group, tree_delay + 1, "group_of_total")
+        # A lane's total is complete the cycle after its group's last chunk accumulated; its
+        # output stage (when given) follows, then the collector keeps it.
+        complete_group = delay(m, group, tree_delay + 1, "group_of_total")
+        if finish is not None:
+            results = []
+            for k, acc in enumerate(lanes):
+                channels = [p * pe + k for p in range(folds_p) if p * pe + k < spec.out_channels]
+                results.append(finish(k, Term(acc, acc_lo, acc_hi), channels, complete_group))
+            shape = results[0].shape()
+        else:
+            results, shape = lanes, signed(signed_bits(acc_lo, acc_hi))
+        write = delay(m, active & last_chunk, tree_delay + 1 + finish_stages, "group_done")
+        write_group = delay(m, complete_group, finish_stages, "group_of_result")
         self.accumulators = []
         for co in range(spec.out_channels):
-            total = Signal(signed(signed_bits(acc_lo, acc_hi)), name=f"total_{co}")
+            total = Signal(shape, name=f"total_{co}")
             with m.If(write & (write_group == co // pe)):
-                m.d.sync += total.eq(lanes[co % pe])
+                m.d.sync += total.eq(results[co % pe])
             self.accumulators.append(total)
         self.final = active & (step == fold - 1)
-        self.final_to_done = tree_delay + 2
+        self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
 
     def _weight_memory(self, load, active, step, swap, coef):

@@ -1,51 +1,79 @@
-"""Output stage of one channel: bias, scale, rounding, then ReLU and saturation.
+"""Output stage: bias, scale, rounding, then ReLU and saturation.
 
 The arithmetic is :mod:`convhw.requant`'s. When the spec needs it (a channel scales, or rounds
 ties to even), a first registered stage computes ``x = (acc + bias) * scale``. The rounding stage
 computes ``(x + 2**(shift-1)) >> shift`` (half up), or ``(x + 2**(shift-1) - 1 + x[shift]) >>
-shift`` (ties to even: the kept part's lowest bit is a carry-in), exactly as wide as the
-channel's rounded range; without the first stage the bias is part of the rounding constant. A
-last stage clamps to the channel's output range (signed ``out_bits``, ReLU, clamp), only when
-some channel can fall outside it (``spec.saturates``): ``spec.back_stages`` in all.
+shift`` (ties to even: the kept part's lowest bit is a carry-in), exactly as wide as the rounded
+range; without the first stage the bias is part of the rounding constant. A last stage clamps
+to the output range (signed ``out_bits``, ReLU, clamp), only when some channel can fall outside
+it (``spec.saturates``): ``spec.back_stages`` in all.
+
+One stage serves one channel, or several channels in turn (a folded layer's lane, which computes
+channel ``channels[select]`` in each cycle): those share ``scale`` and ``shift``, and their bias
+is picked by ``select``.
 """
 
 from amaranth import *
 
 from ..spec import signed_bits
 
-__all__ = ["requantize"]
+__all__ = ["requantize", "shares_output_stage"]
 
 
-def requantize(m, root, spec, channel=0):
-    """Register ``root`` (an adder-tree :class:`Term`) as output ``channel``'s value."""
-    stage = spec.output_stage if hasattr(spec, "output_stage") else None
-    if stage is None:  # a spec without per-channel stages (1-D, through its row spec)
-        stage = spec.row_spec.output_stage
-    bias, scale = stage.bias[channel], stage.scale[channel]
-    shift, rounding = stage.shift[channel], stage.rounding
+def _stage(spec):
+    if hasattr(spec, "output_stage"):
+        return spec.output_stage
+    return spec.row_spec.output_stage   # a 1-D spec keeps its arithmetic in its row spec
+
+
+def shares_output_stage(spec, channels):
+    """Whether ``channels`` can share one output stage (same scale and shift)."""
+    stage = _stage(spec)
+    return (len({stage.scale[c] for c in channels}) == 1
+            and len({stage.shift[c] for c in channels}) == 1)
+
+
+def requantize(m, root, spec, channel=0, *, select=None, name=None):
+    """Register ``root`` (an adder-tree :class:`Term`) as the output value of ``channel``, or
+    of ``channel[select]`` when ``channel`` is a list of channels sharing scale and shift."""
+    stage = _stage(spec)
+    channels = list(channel) if isinstance(channel, (list, tuple)) else [channel]
+    assert shares_output_stage(spec, channels)
+    first = channels[0]
+    scale, shift, rounding = stage.scale[first], stage.shift[first], stage.rounding
+    biases = [stage.bias[c] for c in channels]
+    if name is None:
+        name = f"_{first}" if getattr(spec, "out_channels", 1) > 1 else ""
     value = root.value << root.shift
     acc = -value if root.negative else value
     acc_lo, acc_hi = root.total_range()
-    name = f"_{channel}" if getattr(spec, "out_channels", 1) > 1 else ""
 
-    if stage.pre_stages:
-        lo, hi = sorted(((acc_lo + bias) * scale, (acc_hi + bias) * scale))
-        x = Signal(signed(signed_bits(lo, hi)), name=f"scaled{name}")
-        m.d.sync += x.eq((acc + bias) * scale)
-        constant = 0
-    else:
-        x, constant = acc, bias
+    def constant(offsets):
+        """One constant per channel, picked by ``select`` when they differ."""
+        if len(set(offsets)) == 1:
+            return offsets[0]
+        return Array(C(v, signed(signed_bits(min(offsets), max(offsets)))) for v in offsets)[select]
+
     half = (1 << shift) >> 1
-    rlo, rhi = stage.rounded_ranges[channel]
+    if stage.pre_stages:
+        products = [(a + b) * scale for a in (acc_lo, acc_hi) for b in biases]
+        x = Signal(signed(signed_bits(min(products), max(products))), name=f"scaled{name}")
+        m.d.sync += x.eq((acc + constant(biases)) * scale)
+        offset = half
+    else:
+        x, offset = acc, constant([b + half for b in biases])
+    rlo = min(stage.rounded_ranges[c][0] for c in channels)
+    rhi = max(stage.rounded_ranges[c][1] for c in channels)
     rounded = Signal(signed(max(stage.out_bits, signed_bits(rlo, rhi))), name=f"rounded{name}")
     if rounding == "half-even" and shift:
         assert stage.pre_stages
         m.d.sync += rounded.eq((x + (half - 1) + (x >> shift)[0]) >> shift)
     else:
-        m.d.sync += rounded.eq((x + (constant + half)) >> shift)
+        m.d.sync += rounded.eq((x + offset) >> shift)
     if not stage.saturates:
         return rounded[:stage.out_bits].as_signed()
-    out_lo, out_hi = stage.out_ranges[channel]
+    out_lo = min(stage.out_ranges[c][0] for c in channels)
+    out_hi = max(stage.out_ranges[c][1] for c in channels)
     result = Signal(signed(stage.out_bits), name=f"saturated{name}")
     with m.If(rounded < out_lo):
         m.d.sync += result.eq(out_lo)
