@@ -6,7 +6,10 @@ computes ``(x + 2**(shift-1)) >> shift`` (half up), or ``(x + 2**(shift-1) - 1 +
 shift`` (ties to even: the kept part's lowest bit is a carry-in), exactly as wide as the rounded
 range; without the first stage the bias is part of the rounding constant. A last stage clamps
 to the output range (signed ``out_bits``, ReLU, clamp), only when some channel can fall outside
-it (``spec.saturates``): ``spec.back_stages`` in all.
+it (``spec.saturates``): ``spec.back_stages`` in all. Whether the rounded value falls below or
+above the range is decided in the rounding stage, from ``x`` and constants (``rounded < lo``
+exactly when ``x < lo * 2**shift - offset``), so the clamp stage is a multiplexer driven by two
+flip-flops, not a comparator behind the rounding adder.
 
 One stage serves one channel, or several channels in turn (a folded layer's lane, which computes
 channel ``channels[select]`` in each cycle): those share ``scale`` and ``shift``, and their bias
@@ -65,20 +68,29 @@ def requantize(m, root, spec, channel=0, *, select=None, name=None):
     rlo = min(stage.rounded_ranges[c][0] for c in channels)
     rhi = max(stage.rounded_ranges[c][1] for c in channels)
     rounded = Signal(signed(max(stage.out_bits, signed_bits(rlo, rhi))), name=f"rounded{name}")
-    if rounding == "half-even" and shift:
+    ties_to_even = rounding == "half-even" and shift
+    if ties_to_even:
         assert stage.pre_stages
         m.d.sync += rounded.eq((x + (half - 1) + (x >> shift)[0]) >> shift)
     else:
         m.d.sync += rounded.eq((x + offset) >> shift)
     if not stage.saturates:
         return rounded[:stage.out_bits].as_signed()
+
+    def below(bound):
+        """``rounded < bound``, from ``x``: one comparison with a constant per case."""
+        if ties_to_even:   # x + half - 1 + x[shift] < bound * 2**shift
+            limit = (bound << shift) - half + 1
+            return Mux((x >> shift)[0], x < limit - 1, x < limit)
+        if stage.pre_stages:
+            return x < (bound << shift) - half
+        tests = [x < (bound << shift) - (b + half) for b in biases]
+        return tests[0] if len(set(biases)) == 1 else Array(tests)[select]
+
     out_lo = min(stage.out_ranges[c][0] for c in channels)
     out_hi = max(stage.out_ranges[c][1] for c in channels)
+    under, over = Signal(name=f"under{name}"), Signal(name=f"over{name}")
+    m.d.sync += [under.eq(below(out_lo)), over.eq(~below(out_hi + 1))]
     result = Signal(signed(stage.out_bits), name=f"saturated{name}")
-    with m.If(rounded < out_lo):
-        m.d.sync += result.eq(out_lo)
-    with m.Elif(rounded > out_hi):
-        m.d.sync += result.eq(out_hi)
-    with m.Else():
-        m.d.sync += result.eq(rounded)
+    m.d.sync += result.eq(Mux(under, out_lo, Mux(over, out_hi, rounded)))
     return result
