@@ -61,7 +61,8 @@ def format_result(result):
         head = f"proven for all time (k-induction, depth {result.depth}, {result.solver})"
     elif result.result == "bounded":
         head = (f"bounded: no failure within {result.depth} cycles of reset, but induction did "
-                f"not close" + (f" ({', '.join(result.failed)})" if result.failed else ""))
+                f"not close" + (f" ({', '.join(result.failed)})" if result.failed else "")
+                + "; a larger --depth searches further for a counterexample")
     else:
         head = (f"FAILED: {', '.join(result.failed) or 'an assertion'}"
                 + (f" at cycle {result.step}" if result.step is not None else "")
@@ -79,17 +80,19 @@ def run(args):
         raise CliError(f"--depth: must be a positive number of cycles, not {args.depth}")
     positions = spec.positions_per_frame
     if positions is not None and positions > MAX_POSITIONS:
-        raise CliError(f"--width/--height/--length: a frame of {positions} stream positions is "
-                       f"too large to prove (at most {MAX_POSITIONS}); prove the same kernel "
-                       f"and options on a smaller frame")
+        option = "--length" if len(spec.frame_shape) == 1 else "--width/--height"
+        raise CliError(f"{option}: a frame of {positions} stream positions is too large to "
+                       f"prove (at most {MAX_POSITIONS}); prove the same kernel and options on "
+                       f"a smaller frame")
     try:
-        from ..formal.sby import FormalToolMissing, prove
+        from ..formal.sby import FormalToolMissing, choose_solver, prove, sby_command
     except ImportError as error:
         raise CliError(f"prove: convhw.formal cannot be imported ({error})")
-    core = build_core(spec)
     try:
-        result = prove(core, depth=args.depth, build_dir=Path(args.build_dir),
-                       solver=args.solver, progress=None if args.json else _progress)
+        _, env = sby_command()          # the tools first: no core is built for nothing
+        solver = choose_solver(args.solver, env)
+        result = prove(build_core(spec), depth=args.depth, build_dir=Path(args.build_dir),
+                       solver=solver, progress=None if args.json else _progress)
     except FormalToolMissing as error:
         raise CliError(str(error)) from None
     except RuntimeError as error:
