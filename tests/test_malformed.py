@@ -177,6 +177,13 @@ def early_first(kind, rng):
     return pixels, starts, lasts
 
 
+def first_on_consecutive_pixels(kind, rng):
+    """Four frames in a row cut after a single pixel (each one's outputs all come out, under
+    backpressure too), then a whole frame."""
+    size = frame_length(kind)
+    return random_pixels(rng, kind, 4 + size), list(range(5)), row_lasts(kind, 4, size)
+
+
 def no_first_at_all(kind, rng):
     """Three whole frames and not a single ``first``."""
     size = frame_length(kind)
@@ -227,8 +234,8 @@ def everything_at_random(kind, rng):
     return pixels, sorted(set(firsts)), lasts
 
 
-CASES = [early_first, no_first_at_all, first_missing_on_one_frame, too_long, last_misplaced,
-         everything_at_random]
+CASES = [early_first, first_on_consecutive_pixels, no_first_at_all, first_missing_on_one_frame,
+         too_long, last_misplaced, everything_at_random]
 
 
 def random_kernel(rng, spec):
