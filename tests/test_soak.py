@@ -72,6 +72,12 @@ SOAKS = {
         coeff_bits=6, max_dsps=2), Conv1d),
     "conv1d constant same": Soak(Conv1dSpec(
         length=50, kernel=[1, 4, 6, 4, 1], padding="same", shift=4, out_bits=8), Conv1d),
+    "layer runtime folded 3->4 pe 2 simd 3": Soak(ConvSpec(
+        width=6, height=5, kernel_shape=(3, 3), in_channels=3, out_channels=4, padding="same",
+        coeff_bits=6, relu=True, shift=3, out_bits=8, pe=2, simd=3), Conv2d),
+    "layer constant 4->6 groups 2 bias": Soak(ConvSpec(
+        width=7, height=5, weights=np.arange(-36, 36).reshape(6, 2, 3, 2) % 23 - 11, groups=2,
+        bias=[5, -9, 100, -300, 0, 7], stride=(1, 2), padding=1), Conv2d),
 }
 
 

@@ -20,6 +20,12 @@ Backpressure
     FIFO has a free slot for every result in flight (credits), so no result is ever dropped, and
     the FIFO gives the output stream its valid/ready behaviour.
 
+Borders
+    ``spec.border``: padding taps are masked to ``spec.border_value`` (``constant``), or read
+    another pixel of the span (:mod:`convhw.gateware.border`): the kernel rows pick among the
+    line buffer's rows as a column enters the window, the kernel columns among the window
+    chain's columns, both by registered scheduler flags. The same registers and cycles either way.
+
 Frame edges
     Frames are counted by position, so a producer that never sets ``first`` still works. A
     ``first`` arriving mid-frame ends that frame early: its missing pixels are taken as zeros,
@@ -124,9 +130,22 @@ class Conv2d(StreamingCore):
                 lb.pixel.eq(s1_pixel),
             ]
             stored = [lb.rows_out[r] for r in range(span_h - 1)] + [s1_pixel]
-            column = [Mux(s1_in_columns, stored[i * spec.dilation[0]], 0) for i in range(kh)]
+            rows = sched.row_border
+            if rows is not None and rows.width:
+                # Border rows: each kernel row reads one of the span's rows.
+                row_select = Signal(rows.width, name="s1_row_select")
+                m.d.sync += row_select.eq(sched.row_select)
+                column = [Mux(s1_in_columns,
+                              rows.pick(i, lambda k: stored[k], row_select), 0)
+                          for i in range(kh)]
+            else:
+                column = [Mux(s1_in_columns, stored[i * spec.dilation[0]], 0)
+                          for i in range(kh)]
+        cols = sched.col_border
+        # With border sources the window exposes every chain column, not only the taps'.
         m.submodules.window = window = Window(
-            shape=pixel_shape, kernel_shape=(kh, kw), dilation_x=spec.dilation[1])
+            shape=pixel_shape, kernel_shape=(kh, spec.span[1]) if cols else (kh, kw),
+            dilation_x=1 if cols else spec.dilation[1])
         m.d.comb += window.shift.eq(s1_valid)
         m.d.comb += [window.column[i].eq(column[i]) for i in range(kh)]
 
@@ -134,18 +153,45 @@ class Conv2d(StreamingCore):
         s2 = Signal(control)
         m.d.sync += s2.eq(s1)
 
-        def inside(row, col):
-            return s2.row_mask[row] & s2.col_mask[col]
+        if cols is None:
+            def inside(row, col):
+                return s2.row_mask[row] & s2.col_mask[col]
 
-        def tap(row, col, ci):
-            return window.taps[row][col][ci]
+            def tap(row, col, ci):
+                return window.taps[row][col][ci]
+        else:
+            taps = self._border_taps(m, sched, window, pixel_shape)
+
+            def inside(row, col):
+                return None
+
+            def tap(row, col, ci):
+                return taps[row][col][ci]
 
         if spec.folded:
-            results, done = self._folded_datapath(m, s1, s2, tap, inside)
+            results, done = self._folded_datapath(m, p0, s1, s2, tap, inside)
         else:
             results, done = self._parallel_datapath(m, s1, s2, tap, inside)
         self.write_result(m, output, done, results)
         return m
+
+    def _border_taps(self, m, sched, window, pixel_shape):
+        """``taps[row][col]``: each kernel column picks one of the window chain's columns by the
+        scheduler's ``col_select``, two stages after its position."""
+        kh, kw = self._spec.kernel_shape
+        cols, select = sched.col_border, []
+        if cols.width:
+            s1_select = Signal(cols.width, name="s1_col_select")
+            select = Signal(cols.width, name="s2_col_select")
+            m.d.sync += [s1_select.eq(sched.col_select), select.eq(s1_select)]
+        taps = []
+        for row in range(kh):
+            taps.append([])
+            for col in range(kw):
+                picked = Signal(pixel_shape, name=f"border_tap_{row}_{col}")
+                m.d.comb += picked.eq(cols.pick(col, lambda k: window.taps[row][k], select))
+                taps[-1].append(picked)
+        return taps
 
     def _parallel_datapath(self, m, s1, s2, tap, inside):
         """Every product of every output channel in one cycle: ``(results, control)``."""
@@ -155,7 +201,7 @@ class Conv2d(StreamingCore):
             m.submodules.coefficients = bank = CoefficientBank(spec)
             wiring.connect(m, wiring.flipped(self.coef), bank.port)
             m.d.comb += bank.swap.eq(s1.sof)
-        builder = TermBuilder(m, spec, tap, inside, bank)
+        builder = TermBuilder(m, spec, tap, inside, bank, fill=spec.border_value)
         s3 = Signal.like(s2)
         m.d.sync += s3.eq(s2)
 
@@ -172,7 +218,7 @@ class Conv2d(StreamingCore):
         assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
         return results, done
 
-    def _folded_datapath(self, m, s1, s2, tap, inside):
+    def _folded_datapath(self, m, p0, s1, s2, tap, inside):
         """``pe`` channels at a time, ``simd`` products each per cycle: ``(results, control)``."""
         spec = self._spec
         kh, kw = spec.kernel_shape
@@ -181,7 +227,8 @@ class Conv2d(StreamingCore):
         def value(n, group):
             ci, index = divmod(n, kh * kw)
             row, col = divmod(index, kw)
-            return Mux(inside(row, col), tap(row, col, group * per_group + ci), 0)
+            mask, pixel = inside(row, col), tap(row, col, group * per_group + ci)
+            return pixel if mask is None else Mux(mask, pixel, spec.border_value)
 
         runtime = spec.runtime_coeffs
         # Each lane finishes its channels' outputs itself when they share scale and shift (one
@@ -193,7 +240,8 @@ class Conv2d(StreamingCore):
         def finish(lane, total, channels, select):
             return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
 
-        engine = FoldedDatapath(m, spec, value, s2.emit, swap=s1.sof if runtime else None,
+        engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,
+                                swap=p0.sof if runtime else None,
                                 coef=self.coef if runtime else None,
                                 finish=finish if lanes_share else None,
                                 finish_stages=spec.back_stages if lanes_share else 0)

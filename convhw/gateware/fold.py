@@ -49,8 +49,12 @@ class FoldedDatapath:
         ``value(n, group)``: input ``n`` of ``group`` in the ``load`` cycle.
     load : Value
         A position that completes an output is in the window.
+    prefetch : Value
+        ``load`` of the next cycle: the weight memory is read one cycle ahead, into a register
+        that synthesis can move into the block RAM's output register.
     swap : Value, optional
-        Runtime weights: a start of frame passes (one cycle before its position's ``load``).
+        Runtime weights: a start of frame is issued (two cycles before its position's
+        ``load``).
     coef : interface, optional
         Runtime weights: the core's coefficient port (``we``, ``addr``, ``data``).
     finish : callable, optional
@@ -69,7 +73,7 @@ class FoldedDatapath:
     done : Value
     """
 
-    def __init__(self, m, spec, value, load, swap=None, coef=None, finish=None,
+    def __init__(self, m, spec, value, load, prefetch, swap=None, coef=None, finish=None,
                  finish_stages=0):
         self._m, self._spec = m, spec
         pe, simd = spec.pe, spec.simd
@@ -102,7 +106,7 @@ class FoldedDatapath:
                 m.d.sync += [ring[j].eq(ring[(j + simd) % length]) for j in range(length)]
             heads.append(ring[:simd])
 
-        weights = self._weight_memory(load, active, step, swap, coef)
+        weights = self._weight_memory(prefetch, swap, coef)
 
         # Lanes: multiplier input registers, products, the SIMD tree, the accumulator.
         xlo, xhi = spec.pixel_range
@@ -163,21 +167,29 @@ class FoldedDatapath:
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
 
-    def _weight_memory(self, load, active, step, swap, coef):
-        """Word ``step`` (one cycle later) of the weight memory, with a ``word(lane)`` accessor."""
+    def _weight_memory(self, prefetch, swap, coef):
+        """The weight word of the chunk at the rotators' heads, in a register.
+
+        The memory is read a cycle ahead: word 0 while ``prefetch`` (the cycle before
+        ``load``), then word ``i + 1`` in the cycle of step ``i - 1``, from a free-running
+        address register. The read data goes straight into a register (the block RAM's own
+        output register on ECP5), which holds the word of the chunk at the heads.
+        """
         m, spec = self._m, self._spec
         lanes, cb, fold = spec.pe * spec.simd, spec.coeff_bits, spec.fold
         width = lanes * cb
-        read_addr = Mux(load, 0, Mux(step == fold - 1, 0, step + 1))
+        depth = 1 << ceil_log2(fold)
+        ahead = Signal(range(depth), name="weight_addr_ahead")
+        m.d.sync += ahead.eq(Mux(prefetch, 1, ahead + 1))
+        read_addr = Mux(prefetch, 0, ahead)
         if coef is None:
             init = [self._constant_word(word) for word in range(fold)]
-            m.submodules.weights = weights = memory.Memory(shape=width, depth=fold, init=init)
+            m.submodules.weights = weights = memory.Memory(shape=width, depth=depth, init=init)
             rd = weights.read_port()
             m.d.comb += rd.addr.eq(read_addr)
         else:
             # Two halves: the active one is read, the other (the shadow) written; a start of
             # frame swaps them after a write.
-            depth = 1 << ceil_log2(fold)
             m.submodules.weights = weights = memory.Memory(
                 shape=width, depth=2 * depth, init=[])
             rd, wr = weights.read_port(), weights.write_port(granularity=cb)
@@ -187,16 +199,17 @@ class FoldedDatapath:
             m.d.comb += [
                 wr.addr.eq(Cat(word[:ceil_log2(depth)], ~bank)),
                 wr.data.eq(coef.data.as_unsigned().replicate(lanes)),
+                rd.addr.eq(Cat(read_addr, bank)),
             ]
             for index in range(lanes):
-                m.d.comb += wr.en[index].eq(coef.we & (lane == index) &
-                                            (word < fold))
+                m.d.comb += wr.en[index].eq(coef.we & (lane == index) & (word < fold))
             with m.If(swap & pending):
                 m.d.sync += [bank.eq(~bank), pending.eq(0)]
             with m.Elif(coef.we):
                 m.d.sync += pending.eq(1)
-            m.d.comb += rd.addr.eq(Cat(read_addr.as_unsigned()[:ceil_log2(depth)], bank))
-        return _Word(rd.data, cb)
+        held = Signal(width, name="weight_word")
+        m.d.sync += held.eq(rd.data)
+        return _Word(held, cb)
 
     def _constant_word(self, word):
         spec = self._spec
