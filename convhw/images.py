@@ -1,29 +1,51 @@
-"""Frames in and out of files, and the procedural demo image.
+"""Frames in and out of files, and the demo pictures.
 
 Reading (:func:`load_frame`)
     ``.npy``: a 2-D (frame), 3-D (channels, height, width: a layer's feature map) or 1-D
     (sequence) array of integers, returned exactly.
-    ``.png``, ``.pgm``/``.pnm``, ``.bmp``, ``.tif``/``.tiff`` (Pillow): grayscale only, 8-bit
-    (mode ``L``), 16-bit (``I;16``, ``I``) or 1-bit (``1``, read as 0/1). Colour or palette
-    images are rejected rather than converted, so the numbers that go through the hardware are
-    always exactly the file's; convert them first (``Image.open(p).convert("L")``).
+    ``.png``, ``.pgm``/``.ppm``/``.pnm``, ``.bmp``, ``.tif``/``.tiff`` and (lossy, so the pixels
+    are Pillow's decoding) ``.jpg``/``.jpeg``, read with Pillow:
+
+    - grayscale, a 2-D ``(H, W)`` frame: 8-bit (mode ``L``), 16-bit (``I;16``, ``I``), 1-bit
+      (``1``, read as 0/1), and ``LA`` (alpha dropped);
+    - colour, a 3-D ``(3, H, W)`` frame, channels R, G, B (the order ``cv2.filter2D`` sees after
+      ``cv2.cvtColor(image, cv2.COLOR_BGR2RGB)``): ``RGB``; ``RGBA`` and ``RGBX`` (alpha or
+      padding dropped); palette images ``P`` and ``PA`` (each pixel looked up in its palette,
+      which is exact; alpha dropped), three channels also when the palette is gray.
+
+    Every other mode (``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, floating point ``F``, premultiplied
+    ``RGBa``/``La``) is refused rather than converted, and so are 16-bit colour images, which
+    Pillow can only read as 8 bits: the numbers that go through the hardware are the file's.
 
 Writing (:func:`save_frame`)
     ``.npy``: the exact integers (``int64``; a stack of frames is a 3-D array).
-    Image formats: a picture for people, not data (``stretch=False``: 8-bit pixels as they are).
-    The mapping is ``|v|`` (edge filters give
-    signed results whose magnitude is what an eye wants), then a linear stretch of
-    ``min|v|..max|v|`` to ``0..255``, rounded; a constant frame is written black.
+    Image formats: a picture for people, not data. A 2-D array (or ``(1, H, W)``) is a grayscale
+    picture, ``(3, H, W)`` an RGB one. The mapping to 8 bits is one of:
+
+    - ``levels=(lo, hi)``: values clipped to ``lo..hi``, which maps linearly onto ``0..255``
+      (rounded half up). ``(0, 255)`` writes 8-bit pixels as they are, clipped: what a filter
+      that keeps the input's range (a normalised blur, a sharpen) should show;
+    - otherwise ``|v|`` (edge filters give signed results whose magnitude is what an eye
+      wants), stretched linearly from ``min|v|..max|v|`` over all channels to ``0..255``, rounded;
+      a constant frame is written black (``stretch=False``: 8-bit pixels as they are, which must
+      lie in ``0..255``).
 """
 
 import os
 
 import numpy as np
 
-__all__ = ["load_frame", "save_frame", "demo_image", "IMAGE_SUFFIXES"]
+__all__ = ["load_frame", "save_frame", "viewable", "demo_image", "demo_colour_image",
+           "demo_photo", "IMAGE_SUFFIXES", "INPUT_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".png", ".pgm", ".pnm", ".bmp", ".tif", ".tiff")
+#: Picture formats that ``save_frame`` writes and ``load_frame`` reads.
+IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
+#: Every format ``load_frame`` reads: ``.npy``, the picture formats and JPEG (read only).
+INPUT_SUFFIXES = (".npy",) + IMAGE_SUFFIXES + (".jpg", ".jpeg")
 _GRAY_MODES = {"L", "I;16", "I;16B", "I;16L", "I", "1"}
+#: Colour modes read as RGB, and how: the first three bands, or a palette lookup.
+_RGB_BANDS = {"RGB", "RGBA", "RGBX"}
+_PALETTE_MODES = {"P", "PA"}
 
 
 def _suffix(path):
@@ -54,33 +76,60 @@ def _load_npy(path):
     return array.astype(np.int64)
 
 
+def _raw_modes(image):
+    """The raw modes of ``image``'s tiles (before loading): ``RGB;16B`` for a 48-bit PNG."""
+    modes = []
+    for tile in getattr(image, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str):
+            modes.append(raw)
+    return modes
+
+
 def _load_image(path):
     Image = _pillow()
     try:
         with Image.open(path) as image:
+            wide = [raw for raw in _raw_modes(image) if "16" in raw]
+            if image.mode not in _GRAY_MODES and wide:
+                raise ValueError(f"{path}: is a 16-bit {image.mode} image ({wide[0]}), which "
+                                 f"Pillow reads as 8 bits; save its channels as a (3, H, W) "
+                                 f".npy instead")
             image.load()
     except (OSError, SyntaxError) as error:  # Pillow raises SyntaxError for some broken files
         raise ValueError(f"{path}: not a readable image ({error})")
-    if image.mode not in _GRAY_MODES:
-        raise ValueError(f"{path}: is a {image.mode} image; convhw reads grayscale images only "
-                         f"(modes L, I;16, I, 1); convert it, e.g. Image.open(p).convert('L')")
-    array = np.array(image)
-    return array.astype(np.int64)
+    if image.mode in _GRAY_MODES:
+        return np.array(image).astype(np.int64)
+    if image.mode == "LA":
+        return np.array(image)[..., 0].astype(np.int64)
+    if image.mode in _PALETTE_MODES:
+        image = image.convert("RGB")
+    if image.mode in _RGB_BANDS:
+        pixels = np.array(image)[..., :3]
+        return np.ascontiguousarray(np.moveaxis(pixels, -1, 0)).astype(np.int64)
+    raise ValueError(f"{path}: is a {image.mode} image; convhw reads grayscale (L, I;16, I, 1, "
+                     f"LA) and colour (RGB, RGBA, RGBX, P, PA) images; convert it first, e.g. "
+                     f"Image.open(p).convert('RGB')")
 
 
 def load_frame(path):
-    """A 2-D frame, 3-D feature map or 1-D sequence of integers (``int64``) from ``path``.
+    """A 2-D frame, 3-D ``(C, H, W)`` feature map or 1-D sequence of integers (``int64``).
+
+    A grayscale picture is a 2-D frame; a colour picture is ``(3, H, W)``, channels R, G, B
+    (alpha dropped). See the module's docstring for the modes read.
 
     Raises
     ------
     ValueError
-        For an unknown suffix, an unreadable file, a colour image, or an array that is not 1-D,
-        2-D or 3-D integers. ``FileNotFoundError`` when ``path`` does not exist.
+        For an unknown suffix, an unreadable file, an image mode that is neither grayscale nor
+        colour as listed (CMYK, floating point, ...), a 16-bit colour image, or an array that
+        is not 1-D, 2-D or 3-D integers. ``FileNotFoundError`` when ``path`` does not exist.
     """
     suffix = _suffix(path)
-    if suffix not in (".npy",) + IMAGE_SUFFIXES:
+    if suffix not in INPUT_SUFFIXES:
         raise ValueError(f"{path}: unknown input format {suffix or '(no suffix)'!r}; "
-                         f"use .npy or a grayscale image ({', '.join(IMAGE_SUFFIXES)})")
+                         f"use .npy or an image ({', '.join(INPUT_SUFFIXES[1:])})")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     if suffix == ".npy":
@@ -88,22 +137,62 @@ def load_frame(path):
     return _load_image(path)
 
 
-def viewable(array):
-    """``uint8`` picture of ``array``: ``|v|`` stretched from ``min..max`` to ``0..255``, rounded
-    half up (exact integer arithmetic)."""
-    magnitude = np.abs(np.asarray(array).astype(object))
-    if magnitude.ndim == 1:
-        magnitude = magnitude[np.newaxis, :]
-    lo, hi = magnitude.min(), magnitude.max()
-    if hi == lo:
-        return np.zeros(magnitude.shape, dtype=np.uint8)
-    return ((2 * 255 * (magnitude - lo) + (hi - lo)) // (2 * (hi - lo))).astype(np.uint8)
+def viewable(array, levels=None):
+    """``uint8`` picture of ``array`` (exact integer arithmetic, rounded half up).
+
+    ``levels=(lo, hi)``: values clipped to ``lo..hi``, mapped linearly onto ``0..255``.
+    Otherwise ``|v|`` stretched from its ``min..max`` (over the whole array) to ``0..255``.
+    A 1-D array becomes one row.
+    """
+    values = np.asarray(array).astype(object)
+    if values.ndim == 1:
+        values = values[np.newaxis, :]
+    if levels is not None:
+        lo, hi = (int(v) for v in levels)
+        if not lo < hi:
+            raise ValueError(f"'levels' must be (lo, hi) with lo < hi, not {levels!r}")
+        values = np.minimum(np.maximum(values, lo), hi)
+    else:
+        values = np.abs(values)
+        lo, hi = (values.min(), values.max()) if values.size else (0, 0)
+        if hi == lo:
+            return np.zeros(values.shape, dtype=np.uint8)
+    return ((2 * 255 * (values - lo) + (hi - lo)) // (2 * (hi - lo))).astype(np.uint8)
 
 
-def save_frame(path, array, *, stretch=True):
+def _picture_channels(path, array):
+    """1 or 3: the channels of the picture ``array`` describes, or a ValueError."""
+    if array.ndim in (1, 2):
+        return 1
+    if array.ndim == 3 and array.shape[0] in (1, 3):
+        if array.shape[0] == 3 and _suffix(path) == ".pgm":
+            raise ValueError(f"{path}: a .pgm holds grayscale; write a colour picture as .png, "
+                             f".ppm, .bmp or .tif")
+        return array.shape[0]
+    raise ValueError(f"{path}: an image holds one 2-D frame, or (3, H, W) colour channels, not "
+                     f"shape {array.shape}")
+
+
+def save_frame(path, array, *, stretch=True, levels=None):
     """Write ``array`` to ``path``: exact for ``.npy``, a viewable 8-bit picture otherwise.
 
-    ``stretch=False`` writes an image's pixels as they are; they must then lie in ``0..255``.
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npy`` or a picture format (:data:`IMAGE_SUFFIXES`).
+    array : array of int
+        Pictures: ``(H, W)`` or ``(1, H, W)`` grayscale, ``(3, H, W)`` RGB, or 1-D (one row).
+    levels : (int, int), optional
+        Pictures: clip to ``lo..hi`` and map that range linearly onto ``0..255``.
+    stretch : bool
+        Pictures without ``levels``: ``|v|`` stretched from its ``min..max`` (default), or
+        (``False``) the pixels as they are, which must then lie in ``0..255``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown suffix, a shape no picture holds, values that do not fit ``.npy``
+        (beyond 64 bits) or, with ``stretch=False``, 8 bits.
     """
     suffix = _suffix(path)
     array = np.asarray(array)
@@ -118,16 +207,32 @@ def save_frame(path, array, *, stretch=True):
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"{path}: unknown output format {suffix or '(no suffix)'!r}; "
                          f"use .npy or an image ({', '.join(IMAGE_SUFFIXES)})")
-    if array.ndim not in (1, 2):
-        raise ValueError(f"{path}: an image holds one 2-D frame, not shape {array.shape}")
-    if stretch:
-        pixels = viewable(array)
+    channels = _picture_channels(path, array)
+    if levels is not None or stretch:
+        pixels = viewable(array, levels)
     elif array.size and (array.min() < 0 or array.max() > 255):
         raise ValueError(f"{path}: values {array.min()}..{array.max()} do not fit an 8-bit "
                          f"image; write it with stretch=True")
     else:
         pixels = np.atleast_2d(array).astype(np.uint8)
+    if array.ndim == 3:
+        pixels = pixels[0] if channels == 1 else np.ascontiguousarray(np.moveaxis(pixels, 0, -1))
     _pillow().fromarray(pixels).save(path)
+
+
+def _demo_shapes(width, height):
+    """Coordinates ``u, v`` (0..1) and the masks of the demo pictures' shapes."""
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"'{name}' must be a positive integer, not {value!r}")
+    y, x = np.mgrid[0:height, 0:width].astype(float)
+    u, v = x / max(width - 1, 1), y / max(height - 1, 1)
+    aspect = height / max(width, 1)  # distances in units of the width: round shapes
+    disc = np.hypot(u - 0.33, (v - 0.5) * aspect) < 0.18
+    ring = np.abs(np.hypot(u - 0.75, (v - 0.35) * aspect) - 0.12) < 0.025
+    bar = (np.abs(u - 0.7) < 0.2) & (np.abs(v - 0.82) < 0.06)
+    checker = ((x // 4 + y // 4) % 2 == 0) & (u < 0.15) & (v > 0.75)
+    return u, v, (disc, ring, bar, checker)
 
 
 def demo_image(width, height):
@@ -136,19 +241,49 @@ def demo_image(width, height):
     Its straight and curved edges of several strengths make Sobel, Laplacian and blur kernels
     show what they do. Deterministic; nothing is downloaded.
     """
-    for name, value in (("width", width), ("height", height)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"'{name}' must be a positive integer, not {value!r}")
-    y, x = np.mgrid[0:height, 0:width].astype(float)
-    u, v = x / max(width - 1, 1), y / max(height - 1, 1)
+    u, _, shapes = _demo_shapes(width, height)
     image = 40 + 80 * u                                        # horizontal gradient
-    aspect = height / max(width, 1)  # distances in units of the width: round shapes
-    radius = np.hypot(u - 0.33, (v - 0.5) * aspect)
-    image = np.where(radius < 0.18, 220.0, image)              # bright disc
-    ring = np.abs(np.hypot(u - 0.75, (v - 0.35) * aspect) - 0.12) < 0.025
-    image = np.where(ring, 10.0, image)                        # dark ring
-    bar = (np.abs(u - 0.7) < 0.2) & (np.abs(v - 0.82) < 0.06)
-    image = np.where(bar, 170.0, image)                        # horizontal bar
-    checker = ((x // 4 + y // 4) % 2 == 0) & (u < 0.15) & (v > 0.75)
-    image = np.where(checker, 250.0, image)                    # fine checkerboard
+    for mask, level in zip(shapes, (220.0, 10.0, 170.0, 250.0)):  # disc, ring, bar, checker
+        image = np.where(mask, level, image)
     return np.clip(np.round(image), 0, 255).astype(np.int64)
+
+
+def demo_colour_image(width, height):
+    """The shapes of :func:`demo_image` in colour, ``(3, height, width)`` 8-bit RGB.
+
+    A red disc, a green ring, a blue bar and a yellow checker patch on a two-way colour
+    gradient. Deterministic; nothing is downloaded.
+    """
+    u, v, shapes = _demo_shapes(width, height)
+    image = np.stack([40 + 150 * u, 50 + 120 * v, 190 - 130 * u])
+    colours = ((220, 40, 40), (30, 190, 70), (40, 80, 220), (250, 230, 20))
+    for mask, colour in zip(shapes, colours):
+        image = np.where(mask, np.array(colour, dtype=float)[:, None, None], image)
+    return np.clip(np.round(image), 0, 255).astype(np.int64)
+
+
+def demo_photo(width, height, name="china.jpg"):
+    """A photo that ships with scikit-learn, ``(3, height, width)`` 8-bit RGB (int64).
+
+    The largest centred crop of ``name`` (``sklearn.datasets.load_sample_image``: ``china.jpg``
+    or ``flower.jpg``, 640x427) with the aspect ``width:height``, resized with Pillow's box
+    filter (an area average). Nothing is downloaded.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When scikit-learn is not installed (it is in convhw's ``test`` extra).
+    """
+    _demo_shapes(width, height)  # validates the size
+    from sklearn.datasets import load_sample_image
+    photo = load_sample_image(name)
+    rows, cols = photo.shape[:2]
+    if cols * height > rows * width:          # wider than asked: crop the sides
+        crop_rows, crop_cols = rows, max(1, round(rows * width / height))
+    else:
+        crop_rows, crop_cols = max(1, round(cols * height / width)), cols
+    top, left = (rows - crop_rows) // 2, (cols - crop_cols) // 2
+    crop = np.ascontiguousarray(photo[top:top + crop_rows, left:left + crop_cols, :3])
+    Image = _pillow()
+    small = Image.fromarray(crop).resize((width, height), Image.Resampling.BOX)
+    return np.ascontiguousarray(np.moveaxis(np.array(small), -1, 0)).astype(np.int64)

@@ -299,7 +299,7 @@ def files(tmp_path):
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 6, 6), dtype=int))
     np.save(tmp_path / "big.npy", np.full((6, 6), 300))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    Image.new("RGB", (6, 6)).save(tmp_path / "rgb.png")
+    Image.new("CMYK", (6, 6)).save(tmp_path / "cmyk.tif")
     return tmp_path
 
 
@@ -335,7 +335,7 @@ SIM = ["simulate", "--input"]
     (SIM + ["{tmp}/missing.npy", "--kernel", "box3"], r"--input: .*missing\.npy: no such file"),
     (SIM + ["{tmp}/broken.png", "--kernel", "box3"], r"--input: .*broken\.png: not a readable "
                                                       r"image"),
-    (SIM + ["{tmp}/rgb.png", "--kernel", "box3"], r"--input: .*rgb\.png: is a RGB image"),
+    (SIM + ["{tmp}/cmyk.tif", "--kernel", "box3"], r"--input: .*cmyk\.tif: is a CMYK image"),
     (SIM + ["{tmp}/float.npy", "--kernel", "box3"], r"--input: .*must hold integers, not "
                                                      r"float64 values"),
     (SIM + ["{tmp}/cube.npy", "--kernel", "box3"], r"--input: .*must hold a 2-D frame, a 3-D "

@@ -1,4 +1,5 @@
-"""Frame files (.npy, grayscale images) and the procedural demo image."""
+"""Frame files (.npy, grayscale images) and the procedural demo image (colour images:
+tests/test_colour.py)."""
 
 import numpy as np
 import pytest
@@ -66,11 +67,14 @@ def test_16_bit_png(tmp_path):
     assert load_frame(str(tmp_path / "g16.png")).tolist() == pixels.tolist()
 
 
-def test_colour_image_rejected(tmp_path):
-    Image.new("RGB", (4, 3), (10, 20, 30)).save(tmp_path / "c.png")
-    with pytest.raises(ValueError, match=r"c\.png: is a RGB image; convhw reads grayscale images "
-                                         r"only"):
-        load_frame(str(tmp_path / "c.png"))
+@pytest.mark.parametrize("mode", ["CMYK", "F"])
+def test_other_image_modes_rejected(tmp_path, mode):
+    # Colour images are read (tests/test_colour.py); modes with no exact RGB meaning are not.
+    Image.new(mode, (4, 3)).save(tmp_path / "c.tif")
+    with pytest.raises(ValueError, match=rf"c\.tif: is a {mode} image; convhw reads grayscale "
+                                         rf"\(L, I;16, I, 1, LA\) and colour \(RGB, RGBA, "
+                                         rf"RGBX, P, PA\) images; convert it first"):
+        load_frame(str(tmp_path / "c.tif"))
 
 
 def test_png_output_mapping(tmp_path):

@@ -5,6 +5,15 @@ Frames: with ``--frames N`` the core gets N frames back to back. Frame 0 is the 
 samples), so consecutive frames differ whenever the input is not uniform. Every output frame is
 checked against :func:`convhw.golden.run_spec`, and the frame markers against the output shape.
 
+Pictures: a grayscale picture is one 2-D frame; a colour one (RGB, alpha dropped) is a
+``(3, H, W)`` frame that ``--kernel K`` filters channel by channel (the depthwise layer, as
+``cv2.filter2D`` does a colour image). ``--output x.png`` writes what
+:func:`picture_levels` picks: a filter whose every output channel has a DC gain of exactly 1
+(its weights sum to ``2**shift / scale``: identity, a normalised blur, sharpen) writes its
+pixels as they are, clipped to the input's range (``0..255`` for 8 bits); any other filter
+(edge filters, unnormalised kernels) ``|v|`` stretched from its minimum..maximum to ``0..255``,
+one stretch over all three colour channels.
+
 Exit status: 0 when every output is bit-exact (and the streams behaved), 1 when not, 2 for bad
 options or files.
 """
@@ -21,7 +30,7 @@ from ..images import IMAGE_SUFFIXES, load_frame, save_frame
 from .errors import CliError, tool_failure
 from .options import add_spec_arguments, runtime_kernel, spec_from_args
 
-__all__ = ["add_parser", "run", "frame_sequence", "run_and_compare"]
+__all__ = ["add_parser", "run", "frame_sequence", "run_and_compare", "picture_levels"]
 
 #: Cycles above which a pysim run earns a hint about the fast backend (about half a minute).
 PYSIM_PATIENCE = 300_000
@@ -34,10 +43,15 @@ def add_parser(subparsers):
                     "model. Exit status 0 when bit-exact, 1 when not.")
     parser.add_argument("--input", required=True, metavar="FILE",
                         help="2-D .npy integer frame, 3-D (C, H, W) .npy feature map (a layer), "
-                             "1-D .npy sequence, or grayscale .png/.pgm")
+                             "1-D .npy sequence, or a picture (.png .pgm .ppm .bmp .tif .jpg): "
+                             "grayscale is one frame, colour (RGB; alpha dropped) 3 channels "
+                             "that --kernel filters each")
     parser.add_argument("--output", metavar="FILE",
-                        help=".npy: exact integers (N frames: an N x ... stack); .png/.pgm: a "
-                             "picture (|v| stretched to 0..255; N frames: FILE-k.png for k > 0)")
+                        help=".npy: exact integers (N frames: an N x ... stack); .png etc.: a "
+                             "grayscale or (3 channels) colour picture: pixels clipped to the "
+                             "input's range when the filter's gain is 1 (normalised blur, "
+                             "sharpen), else |v| stretched to 0..255; N frames: FILE-k.png "
+                             "for k > 0")
     parser.add_argument("--frames", type=int, default=1, metavar="N",
                         help="frames back to back (frame k: the input shifted by k rows, 3k "
                              "columns); default 1")
@@ -125,7 +139,30 @@ def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
     return result, expected, report
 
 
-def _write_output(path, frames):
+def picture_levels(spec, kernel=None):
+    """``(lo, hi)`` to clip a picture of ``spec``'s output to, or ``None`` to stretch ``|v|``.
+
+    ``spec.pixel_range`` when every output channel has a DC gain of exactly 1: its weights
+    (``kernel``, the values loaded into a runtime-coefficient ``spec``) sum to
+    ``2**shift / scale``. Such a filter keeps the input's range, so its picture is the filtered
+    picture as it is; a bias or ReLU does not change that. Edge filters (gain 0) and other
+    gains get the stretch. See :func:`convhw.images.save_frame`.
+    """
+    weights = kernel if spec.runtime_coeffs else getattr(spec, "weights", None)
+    if weights is None:
+        weights = spec.kernel
+    stage = getattr(spec, "output_stage", None)
+    if stage is None:                       # a 1-D core: one channel, no scale
+        shifts, scales = [spec.shift or 0], [1]
+    else:
+        shifts, scales = stage.shift, stage.scale
+    sums = np.asarray(weights, dtype=object).reshape(len(shifts), -1).sum(axis=1)
+    if all(total * scale == 1 << shift for total, scale, shift in zip(sums, scales, shifts)):
+        return tuple(spec.pixel_range)
+    return None
+
+
+def _write_output(path, frames, levels=None):
     stem, suffix = os.path.splitext(path)
     if suffix.lower() == ".npy":
         save_frame(path, frames[0] if len(frames) == 1 else np.stack(frames))
@@ -133,7 +170,7 @@ def _write_output(path, frames):
     written = []
     for index, frame in enumerate(frames):
         target = path if index == 0 else f"{stem}-{index}{suffix}"
-        save_frame(target, frame[0] if frame.ndim == 3 else frame)
+        save_frame(target, frame, levels=levels)
         written.append(target)
     return written
 
@@ -172,11 +209,14 @@ def run(args):
         raise CliError(f"--input: {error}")
     spec = spec_from_args(args, frame_shape=frame.shape)
     if getattr(spec, "is_layer", False) and frame.ndim == 2:
+        if spec.in_channels != 1:
+            raise CliError(f"--in-channels: {spec.in_channels}, but --input is one channel (a "
+                           f"2-D frame of shape {frame.shape})")
         frame = frame[np.newaxis]    # a 2-D array is one channel
     if args.output and os.path.splitext(args.output)[1].lower() != ".npy" and \
-            getattr(spec, "out_channels", 1) != 1:
-        raise CliError(f"--output: a picture holds one channel, and this layer gives "
-                       f"{spec.out_channels}: write .npy")
+            getattr(spec, "out_channels", 1) not in (1, 3):
+        raise CliError(f"--output: a picture holds one channel (grayscale) or three (RGB), and "
+                       f"this layer gives {spec.out_channels}: write .npy")
     _check_range(spec, frame)
     kernel = runtime_kernel(args, spec)
     frames = frame_sequence(frame, args.frames)
@@ -188,7 +228,8 @@ def run(args):
                                                seed=args.seed, vcd=args.vcd,
                                                backend=args.backend)
     try:
-        written = _write_output(args.output, result.frames) if args.output and result else []
+        written = (_write_output(args.output, result.frames, picture_levels(spec, kernel))
+                   if args.output and result else [])
     except (OSError, ValueError) as error:
         raise CliError(f"--output: {error}")
     if args.json:
