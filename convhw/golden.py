@@ -6,6 +6,8 @@ integers (``dtype=object``) otherwise. Vectorized over pixels; the only loop is 
 
 import numpy as np
 
+from .border import MODES, NUMPY_MODES
+
 __all__ = ["conv2d", "conv1d", "conv_layer", "requantize", "run_spec"]
 
 
@@ -21,9 +23,30 @@ def _pads(padding, spans):
     return [_pair(p) for p in _pair(padding)]
 
 
-def _exact_dtype(image, kernel):
-    big = int(np.abs(image).max(initial=0)) * int(np.abs(kernel).max(initial=0)) * kernel.size
+def _exact_dtype(image, kernel, border_value=0):
+    peak = max(int(np.abs(image).max(initial=0)), abs(int(border_value)))
+    big = peak * int(np.abs(kernel).max(initial=0)) * kernel.size
     return np.int64 if big < 2**62 else object
+
+
+def _pad(x, pads, border, border_value, dtype):
+    """``x`` (``(..., H, W)``) padded on its last two axes as ``border`` says, in ``dtype``.
+
+    ``constant`` is not ``np.pad``: that fills object arrays with NumPy int64 values, which wrap
+    on accumulation. The other modes copy pixels, so ``np.pad`` keeps them exact.
+    """
+    if border not in MODES:
+        raise ValueError(f"border must be one of {', '.join(MODES)}, not {border!r}")
+    (top, bottom), (left, right) = pads
+    x = x.astype(dtype)
+    if border != "constant":
+        widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+        return np.pad(x, widths, mode=NUMPY_MODES[border])
+    fill = int(border_value) if dtype is object else border_value
+    padded = np.full(x.shape[:-2] + (top + x.shape[-2] + bottom, left + x.shape[-1] + right),
+                     fill, dtype)
+    padded[..., top:top + x.shape[-2], left:left + x.shape[-1]] = x
+    return padded
 
 
 def _channel_values(value, acc, axis):
@@ -80,8 +103,10 @@ def requantize(acc, *, shift=None, out_bits=None, bias=None, relu=False, scale=N
 
 
 def conv2d(image, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=None,
-           out_bits=None):
-    """2-D convolution of ``image[y, x]`` with ``kernel[i, j]``, zero padded.
+           out_bits=None, border="constant", border_value=0):
+    """2-D convolution of ``image[y, x]`` with ``kernel[i, j]``, padded as ``border`` says
+    (``constant`` with ``border_value``, ``replicate``, ``reflect`` or ``reflect-101``:
+    :mod:`convhw.border`).
 
     ``flip=False`` is cross-correlation (what CNNs call convolution); ``flip=True`` rotates the
     kernel 180 degrees first (mathematical convolution). ``padding`` is ``P``, ``(PY, PX)``,
@@ -97,11 +122,8 @@ def conv2d(image, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=
     kh, kw = kernel.shape
     spans = (dy * (kh - 1) + 1, dx * (kw - 1) + 1)
     pads = _pads(padding, spans)
-    dtype = _exact_dtype(image, kernel)
-    (top, bottom), (left, right) = pads
-    # Not np.pad: it fills object arrays with NumPy int64 zeros, which wrap on accumulation.
-    padded = np.zeros((top + image.shape[0] + bottom, left + image.shape[1] + right), dtype)
-    padded[top:top + image.shape[0], left:left + image.shape[1]] = image.astype(dtype)
+    dtype = _exact_dtype(image, kernel, border_value)
+    padded = _pad(image, pads, border, border_value, dtype)
     out_h = (padded.shape[0] - spans[0]) // sy + 1
     out_w = (padded.shape[1] - spans[1]) // sx + 1
     if out_h < 1 or out_w < 1:
@@ -118,8 +140,9 @@ def conv2d(image, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=
 
 
 def conv1d(x, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=None,
-           out_bits=None):
-    """1-D convolution of a sequence; ``padding`` is ``P``, ``(left, right)`` or ``"same"``."""
+           out_bits=None, border="constant", border_value=0):
+    """1-D convolution of a sequence; ``padding`` is ``P``, ``(left, right)`` or ``"same"``,
+    ``border`` as for :func:`conv2d`."""
     x = np.asarray(x)
     kernel = np.asarray(kernel)
     if x.ndim != 1 or kernel.ndim != 1:
@@ -129,18 +152,19 @@ def conv1d(x, kernel, *, stride=1, padding=0, dilation=1, flip=False, shift=None
     else:
         pad2 = (0, padding)
     out = conv2d(x[np.newaxis, :], kernel[np.newaxis, :], stride=(1, stride), padding=pad2,
-                 dilation=(1, dilation), flip=flip, shift=shift, out_bits=out_bits)
+                 dilation=(1, dilation), flip=flip, shift=shift, out_bits=out_bits,
+                 border=border, border_value=border_value)
     return out[0]
 
 
 def conv_layer(x, weights, *, bias=None, groups=1, stride=1, padding=0, dilation=1,
-               flip=False):
+               flip=False, border="constant", border_value=0):
     """Exact accumulators ``(Cout, OH, OW)`` of a CNN layer, bias added.
 
     ``x`` is ``(Cin, H, W)``; ``weights`` is ``(Cout, Cin/groups, KH, KW)`` (PyTorch's layout);
     output channel ``co`` correlates the input channels of its group,
-    ``co // (Cout/groups)``. ``stride``, ``padding``, ``dilation`` and ``flip`` are as for
-    :func:`conv2d`. Vectorized over pixels and channels; the only loop is over kernel taps.
+    ``co // (Cout/groups)``. ``stride``, ``padding``, ``dilation``, ``flip`` and ``border``
+    are as for :func:`conv2d` (every channel padded alike). Vectorized over pixels and channels; the only loop is over kernel taps.
     """
     x, weights = np.asarray(x), np.asarray(weights)
     if x.ndim != 3 or weights.ndim != 4:
@@ -156,12 +180,11 @@ def conv_layer(x, weights, *, bias=None, groups=1, stride=1, padding=0, dilation
     kh, kw = weights.shape[2:]
     spans = (dy * (kh - 1) + 1, dx * (kw - 1) + 1)
     (top, bottom), (left, right) = _pads(padding, spans)
-    products = int(np.abs(x).max(initial=0)) * int(np.abs(weights).max(initial=0)) \
-        * weights[0].size
+    products = max(int(np.abs(x).max(initial=0)), abs(int(border_value))) \
+        * int(np.abs(weights).max(initial=0)) * weights[0].size
     peak = products + (0 if bias is None else int(np.abs(np.asarray(bias)).max(initial=0)))
     dtype = np.int64 if peak < 2**62 else object
-    padded = np.zeros((cin, top + x.shape[1] + bottom, left + x.shape[2] + right), dtype)
-    padded[:, top:top + x.shape[1], left:left + x.shape[2]] = x.astype(dtype)
+    padded = _pad(x, ((top, bottom), (left, right)), border, border_value, dtype)
     out_h = (padded.shape[1] - spans[0]) // sy + 1
     out_w = (padded.shape[2] - spans[1]) // sx + 1
     if out_h < 1 or out_w < 1:
@@ -192,11 +215,13 @@ def run_spec(spec, image, kernel=None):
             raise ValueError("a runtime-coefficient spec needs the kernel to compute its output")
     if len(spec.frame_shape) == 1:
         return conv1d(image, kernel, stride=spec.stride, padding=spec.padding,
-                      dilation=spec.dilation, flip=spec.flip,
+                      dilation=spec.dilation, flip=spec.flip, border=spec.border,
+                      border_value=spec.border_value,
                       shift=spec.shift if spec.requantize else None,
                       out_bits=spec.out_bits if spec.requantize else None)
     return conv2d(image, kernel, stride=spec.stride, padding=spec.padding,
-                  dilation=spec.dilation, flip=spec.flip,
+                  dilation=spec.dilation, flip=spec.flip, border=spec.border,
+                  border_value=spec.border_value,
                   shift=spec.shift if spec.requantize else None,
                   out_bits=spec.out_bits if spec.requantize else None)
 
@@ -212,7 +237,8 @@ def _run_layer(spec, image, weights):
     if weights.ndim == 2:  # one kernel on every channel
         weights = np.broadcast_to(weights, (spec.out_channels, 1, *weights.shape))
     acc = conv_layer(x, weights, groups=spec.groups, stride=spec.stride, padding=spec.padding,
-                     dilation=spec.dilation, flip=spec.flip)
+                     dilation=spec.dilation, flip=spec.flip, border=spec.border,
+                     border_value=spec.border_value)
     stage = spec.output_stage
     out = requantize(acc, bias=stage.bias if any(stage.bias) else None, relu=stage.relu,
                      scale=stage.scale if any(s != 1 for s in stage.scale) else None,

@@ -45,6 +45,7 @@ import math
 import numpy as np
 
 from .bits import is_int as _is_int, pair, signed_bits, validate_int
+from .border import AxisBorder, check_border_padding, validate_border
 from .requant import OutputStage
 from .terms import PRODUCT, tap_terms, tree_depth
 
@@ -115,8 +116,13 @@ class ConvSpec:
     stride, dilation : int or (int, int)
         Per axis ``(y, x)``, each ``>= 1``.
     padding : int, (int, int) or "same"
-        Zero padding per axis, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
+        Padding per axis, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
         odd cell at the bottom/right.
+    border : "constant", "replicate", "reflect" or "reflect-101"
+        What the padding holds (OpenCV's border modes, :mod:`convhw.border`): ``border_value``
+        (default), the nearest edge pixel, the mirror image with or without the edge pixel.
+    border_value : int
+        The pixel value of a ``constant`` border (default 0), within the pixel range.
     in_bits : int
         Pixel width per channel, 1 to 32. ``in_signed`` selects two's complement.
     coeff_bits : int, optional
@@ -149,15 +155,15 @@ class ConvSpec:
                  in_channels=None, out_channels=None, groups=1, bias=None, relu=False,
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
-                 clamp=None, max_dsps=None, pe=None, simd=None):
+                 clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
+                 border_value=0):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
                           dilation=dilation, in_bits=in_bits, in_signed=in_signed,
                           coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
-                          pe=pe,
-                          simd=simd)
+                          pe=pe, simd=simd, border=border, border_value=border_value)
         self._width = validate_int("width", width)
         self._height = validate_int("height", height)
         self._layer = (weights is not None or in_channels is not None
@@ -187,6 +193,8 @@ class ConvSpec:
                              f"(signed range {lo}..{hi})")
 
         self._padding = self._resolve_padding(padding)
+        self._border, self._border_value = validate_border(border, border_value,
+                                                           self.pixel_range)
         self._max_dsps = None if max_dsps is None else \
             validate_int("max_dsps", max_dsps, minimum=0)
 
@@ -196,6 +204,10 @@ class ConvSpec:
                 f"frame {self._width}x{self._height} (width x height) is too small for the "
                 f"effective kernel {self.span[1]}x{self.span[0]} with padding "
                 f"{self._padding}: the output would be {out_w}x{out_h}")
+        for size, pads, span, sides, frame in (
+                (self._height, self._padding[0], self.span[0], ("top", "bottom"), "frame height"),
+                (self._width, self._padding[1], self.span[1], ("left", "right"), "frame width")):
+            check_border_padding(self._border, pads, size, span, sides, frame)
 
         inputs = self.inputs_per_output
         self._pe = self._out_channels if pe is None else _fold_factor(
@@ -297,6 +309,7 @@ class ConvSpec:
         return ((py, py), (px, px))
 
     def _accumulator_ranges(self):
+        # A tap holds a pixel, 0 or the border value, all in the pixel range (which holds 0).
         xlo, xhi = self.pixel_range
         cb = self._coeff_bits
         ranges = []
@@ -329,7 +342,11 @@ class ConvSpec:
     stride = property(lambda self: self._stride, doc="``(sy, sx)``.")
     dilation = property(lambda self: self._dilation, doc="``(dy, dx)``.")
     padding = property(lambda self: self._padding,
-                       doc="``((top, bottom), (left, right))`` zero padding.")
+                       doc="``((top, bottom), (left, right))`` padding.")
+    border = property(lambda self: self._border,
+                      doc="Border mode: 'constant', 'replicate', 'reflect' or 'reflect-101'.")
+    border_value = property(lambda self: self._border_value,
+                            doc="The value of a 'constant' border.")
     in_bits = property(lambda self: self._in_bits)
     in_signed = property(lambda self: self._in_signed)
     coeff_bits = property(lambda self: self._coeff_bits)
@@ -569,6 +586,27 @@ class ConvSpec:
         """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants)."""
         return self._pe * self._simd
 
+    # --- border -------------------------------------------------------------------------------
+
+    @property
+    def border_sources(self):
+        """Whether border pixels are taken from the frame (every mode but 'constant')."""
+        return self._border != "constant"
+
+    @property
+    def row_border(self):
+        """The :class:`~convhw.border.AxisBorder` of the rows (outputs ``oy``)."""
+        (kh, _), (sy, _), (dy, _) = self._kernel_shape, self._stride, self._dilation
+        return AxisBorder(self._border, size=self._height, pad_lo=self._padding[0][0],
+                          taps=kh, dilation=dy, stride=sy, outputs=self.out_shape[0])
+
+    @property
+    def col_border(self):
+        """The :class:`~convhw.border.AxisBorder` of the columns (outputs ``ox``)."""
+        (_, kw), (_, sx), (_, dx) = self._kernel_shape, self._stride, self._dilation
+        return AxisBorder(self._border, size=self._width, pad_lo=self._padding[1][0],
+                          taps=kw, dilation=dx, stride=sx, outputs=self.out_shape[1])
+
     # --- schedule -------------------------------------------------------------------------------
 
     @property
@@ -678,7 +716,7 @@ class ConvSpec:
                 self._in_channels, self._out_channels, self._groups, self._layer, self._stride,
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
-                self._stage._key())
+                self._stage._key(), self._border, self._border_value)
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
@@ -695,6 +733,8 @@ class ConvSpec:
             "out_shape": list(self.out_shape), "latency": self.latency,
             "cycles_per_frame": self.cycles_per_frame,
         }
+        if self._border != "constant" or self._border_value:   # (default: headers unchanged)
+            facts.update(border=self._border, border_value=self._border_value)
         if self._layer:
             facts.update({
                 "in_channels": self._in_channels, "out_channels": self._out_channels,
@@ -720,7 +760,14 @@ class ConvSpec:
         return (f"ConvSpec({self._width}x{self._height}, {kernel}{channels}, "
                 f"stride={self._stride}, padding={self._padding}, dilation={self._dilation}, "
                 f"in_bits={self._in_bits}{', signed' if self._in_signed else ''}, "
-                f"coeff_bits={self._coeff_bits}, flip={self._flip}, out_bits={self.out_bits})")
+                f"coeff_bits={self._coeff_bits}, flip={self._flip}, out_bits={self.out_bits}"
+                f"{self._border_repr()})")
+
+    def _border_repr(self):
+        if self._border == "constant" and not self._border_value:
+            return ""
+        value = f", border_value={self._border_value}" if self._border_value else ""
+        return f", border={self._border!r}{value}"
 
 
 def _shape(nested):

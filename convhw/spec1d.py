@@ -8,7 +8,8 @@ kept as :attr:`Conv1dSpec.row_spec`, so those numbers are derived in one place. 
 
 Sequences
 ---------
-A sequence of ``length`` samples is padded with ``left`` and ``right`` zeros; output ``ox``
+A sequence of ``length`` samples is padded with ``left`` and ``right`` border samples (zeros
+unless ``border`` says otherwise, :mod:`convhw.border`); output ``ox``
 covers padded samples ``ox*stride + j*dilation`` for ``j`` in ``range(K)``. ``length=None`` is an
 unbounded stream (FIR filtering): no padding, and output ``ox`` covers samples
 ``ox*stride + j*dilation`` of the stream for ever.
@@ -26,6 +27,7 @@ import numbers
 
 import numpy as np
 
+from .border import AxisBorder, check_border_padding
 from .spec import ConvSpec, validate_positive_int
 
 __all__ = ["Conv1dSpec"]
@@ -66,6 +68,10 @@ class Conv1dSpec:
         Zeros at both ends, ``(left, right)``, or ``"same"`` (stride 1 only):
         ``dilation*(K-1)`` in total, the odd one on the right. Each end must be smaller than the
         effective kernel size ``dilation*(K-1)+1``.
+    border : "constant", "replicate", "reflect" or "reflect-101"
+        What the padding holds (OpenCV's border modes); an unbounded stream has no padding.
+    border_value : int
+        The sample value of a ``constant`` border (default 0).
     in_bits : int
         Sample width, 1 to 32. ``in_signed`` selects two's complement.
     coeff_bits : int, optional
@@ -93,11 +99,12 @@ class Conv1dSpec:
 
     def __init__(self, *, length, kernel=None, kernel_size=None, stride=1, padding=0,
                  dilation=1, in_bits=8, in_signed=False, coeff_bits=None, flip=False, shift=None,
-                 out_bits=None, max_dsps=None):
+                 out_bits=None, max_dsps=None, border="constant", border_value=0):
         self._args = dict(length=length, kernel=kernel, kernel_size=kernel_size, stride=stride,
                           padding=padding, dilation=dilation, in_bits=in_bits,
                           in_signed=in_signed, coeff_bits=coeff_bits, flip=flip, shift=shift,
-                          out_bits=out_bits, max_dsps=max_dsps)
+                          out_bits=out_bits, max_dsps=max_dsps, border=border,
+                          border_value=border_value)
         self._length = None if length is None else validate_positive_int("length", length)
 
         if kernel is None:
@@ -124,13 +131,16 @@ class Conv1dSpec:
                              kernel_shape=(1, size), stride=(1, self._stride),
                              dilation=(1, self._dilation), in_bits=in_bits, in_signed=in_signed,
                              coeff_bits=coeff_bits, flip=flip, shift=shift, out_bits=out_bits,
-                             max_dsps=max_dsps)
+                             max_dsps=max_dsps, border=border, border_value=border_value)
 
         if self._length is not None and self._length + sum(self._padding) < self._span:
             raise ValueError(
                 f"'length' {self._length} is too short for the effective kernel size "
                 f"{self._span} (dilation*(K-1)+1) with padding {self._padding}: "
                 f"the output would be empty")
+        if self._length is not None:
+            check_border_padding(self.border, self._padding, self._length, self._span,
+                                 ("left", "right"), "sequence length")
 
     def _resolve_padding(self, padding):
         unbounded = self._length is None
@@ -163,7 +173,7 @@ class Conv1dSpec:
     length = property(lambda self: self._length, doc="Samples per sequence, ``None`` unbounded.")
     stride = property(lambda self: self._stride)
     dilation = property(lambda self: self._dilation)
-    padding = property(lambda self: self._padding, doc="``(left, right)`` zero padding.")
+    padding = property(lambda self: self._padding, doc="``(left, right)`` padding.")
 
     @property
     def kernel(self):
@@ -188,6 +198,9 @@ class Conv1dSpec:
         """
         return self._row
 
+    border = _from_row("border", "Border mode (what the padding holds).")
+    border_value = _from_row("border_value", "The value of a 'constant' border.")
+    border_sources = _from_row("border_sources")
     in_bits = _from_row("in_bits", "Sample width.")
     in_signed = _from_row("in_signed", "Whether samples are two's complement.")
     coeff_bits = _from_row("coeff_bits", "Signed coefficient width.")
@@ -209,6 +222,15 @@ class Conv1dSpec:
     tree_depth = _from_row("tree_depth", "Registered levels of the adder tree.")
     back_stages = _from_row("back_stages")
     product_stages = _from_row("product_stages", "1 when DSP products take a stage more.")
+
+    @property
+    def border_axis(self):
+        """The :class:`~convhw.border.AxisBorder` of a bounded sequence (``None`` unbounded)."""
+        if self._length is None:
+            return None
+        return AxisBorder(self.border, size=self._length, pad_lo=self._padding[0],
+                          taps=self.kernel_size, dilation=self._dilation, stride=self._stride,
+                          outputs=self.out_length)
 
     # --- derived geometry -----------------------------------------------------------------------
 
@@ -291,6 +313,7 @@ class Conv1dSpec:
                                          "out_bits", "acc_bits")},
             "out_shape": list(self.out_shape), "latency": self.latency,
             "cycles_per_frame": self.cycles_per_frame,
+            **{key: row[key] for key in ("border", "border_value") if key in row},
         }
 
     def __repr__(self):
@@ -304,4 +327,6 @@ class Conv1dSpec:
             args.update(shift=self.shift, out_bits=self.out_bits)
         if self.max_dsps is not None:
             args.update(max_dsps=self.max_dsps)
+        if self.border != "constant" or self.border_value:
+            args.update(border=self.border, border_value=self.border_value)
         return f"Conv1dSpec({', '.join(f'{key}={value!r}' for key, value in args.items())})"

@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from ..border import MODES as BORDER_MODES
 from ..kernels import kernel_names, parse_kernel
 from ..spec import ConvSpec
 from ..spec1d import Conv1dSpec
@@ -24,7 +25,8 @@ OPTION_OF = {
     "in_signed": "--signed", "coeff_bits": "--coeff-bits", "flip": "--flip", "shift": "--shift",
     "out_bits": "--out-bits", "max_dsps": "--max-dsps", "weights": "--weights",
     "groups": "--groups", "bias": "--bias", "relu": "--relu", "in_channels": "--in-channels",
-    "out_channels": "--out-channels", "pe": "--pe", "simd": "--simd",
+    "out_channels": "--out-channels", "pe": "--pe", "simd": "--simd", "border": "--border",
+    "border_value": "--border-value",
 }
 
 
@@ -50,6 +52,10 @@ def add_spec_arguments(parser):
     group.add_argument("--padding", default="0", metavar="P|PY,PX|same",
                        help="zero padding (default 0); 1-D: P, LEFT,RIGHT or same")
     group.add_argument("--dilation", default="1", metavar="D|DY,DX", help="dilation (default 1)")
+    group.add_argument("--border", choices=BORDER_MODES, default="constant",
+                       help="what the padding holds, as OpenCV's border modes (default constant)")
+    group.add_argument("--border-value", type=int, default=0, metavar="V",
+                       help="the pixel value of a constant border (default 0)")
     group.add_argument("--in-bits", type=int, default=8, metavar="N",
                        help="input pixel width (default 8)")
     group.add_argument("--signed", action="store_true", help="two's-complement input pixels")
@@ -310,6 +316,7 @@ def spec_from_args(args, frame_shape=None):
         coeff_bits=getattr(args, "coeff_bits", None), flip=bool(getattr(args, "flip", False)),
         shift=getattr(args, "shift", None), out_bits=getattr(args, "out_bits", None),
         max_dsps=getattr(args, "max_dsps", None),
+        border=getattr(args, "border", "constant"), border_value=getattr(args, "border_value", 0),
     )
     try:
         if dims == 1:

@@ -21,6 +21,11 @@ Backpressure
     The pipeline never stalls: a position is issued only while the output FIFO has a free slot
     for every result in flight (:class:`~convhw.gateware.core_io.OutputQueue`).
 
+Borders
+    ``spec.border`` other than ``constant`` 0: at the outputs that touch the border, each tap
+    reads another register of the tap line (the mirror image or the edge) or the constant
+    ``spec.border_value``, selected by the scheduler (:mod:`convhw.gateware.border`).
+
 Sequence edges
     Bounded sequences (``spec.length``) are counted by position, so a producer that never sets
     ``first`` still works; input ``last`` is ignored. A ``first`` arriving mid-sequence ends
@@ -85,8 +90,12 @@ class Conv1d(StreamingCore):
             ]
         m.d.comb += [sched.advance.eq(issue), output.start.eq(issue & sched.emit)]
 
+        border = sched.border
+        # With border sources the tap line exposes every register, not only the taps'.
         m.submodules.tap_line = line = Window(
-            shape=sample.data.shape(), kernel_shape=(1, taps), dilation_x=spec.dilation)
+            shape=sample.data.shape(),
+            kernel_shape=(1, spec.span if border else taps),
+            dilation_x=1 if border else spec.dilation)
         m.d.comb += [line.shift.eq(issue),
                      line.column[0].eq(Mux(sched.needs_input, sample.data, 0))]
 
@@ -104,9 +113,13 @@ class Conv1d(StreamingCore):
         # S1: the tap line holds the position's taps; mask the padding and multiply.
         s1 = Signal(control)
         m.d.sync += s1.eq(p0)
-        padded = sched.padded_taps
-        terms = masked_terms(m, spec.row_spec, line.taps,
-                             lambda row, col: s1.mask[col] if col in padded else None, bank)
+        if border is None:
+            padded = sched.padded_taps
+            terms = masked_terms(m, spec.row_spec, line.taps,
+                                 lambda row, col: s1.mask[col] if col in padded else None, bank)
+        else:
+            terms = masked_terms(m, spec.row_spec, [self._border_taps(m, sched, line)],
+                                 lambda row, col: None, bank)
 
         # S2 on: adder tree, rounding and saturation, with the control alongside.
         result = requantize(m, adder_tree(m, terms), spec.row_spec)
@@ -114,3 +127,20 @@ class Conv1d(StreamingCore):
         done = delay(m, s1, spec.pipeline_depth - 1, "control")
         self.write_result(m, output, done, result)
         return m
+
+    def _border_taps(self, m, sched, line):
+        """Each tap picks a tap-line register or the constant border, by ``sched.select`` of
+        the position (registered, so it arrives with the taps)."""
+        spec, border = self._spec, sched.border
+        shape = self.i.payload.data.shape()
+        select = []
+        if border.width:
+            select = Signal(border.width, name="s1_select")
+            m.d.sync += select.eq(sched.select)
+        taps = []
+        for j in range(spec.kernel_size):
+            picked = Signal(shape, name=f"border_tap_{j}")
+            m.d.comb += picked.eq(border.pick(j, lambda k: line.taps[0][k], select,
+                                              fill=Const(spec.border_value, shape)))
+            taps.append(picked)
+        return taps

@@ -1,7 +1,8 @@
 """Masked taps and products: a position's kernel taps turned into adder-tree terms.
 
 For every term of a spec's :meth:`~convhw.spec.ConvSpec.channel_terms` this registers what
-enters the adder tree: a tap masked to zero where the kernel lies in padding (shared by all of
+enters the adder tree: a tap masked to zero (or to a constant border's ``fill``) where the
+kernel lies in padding (shared by all of
 that tap's CSD digits and partial products, and by every output channel that reads it), or a DSP
 product ``tap * coefficient``. Partial products are gated by their coefficient bit from
 ``bank.active_late``, one cycle after ``bank.active`` was sampled, so every term of a position
@@ -46,10 +47,13 @@ class TermBuilder:
         when it never does.
     bank : CoefficientBank, optional
         Runtime coefficients; required when ``spec.runtime_coeffs``.
+    fill : int
+        What a masked tap holds: 0, or the value of a constant border.
     """
 
-    def __init__(self, m, spec, tap, inside, bank=None):
+    def __init__(self, m, spec, tap, inside, bank=None, fill=0):
         self._m, self._spec, self._tap, self._inside, self._bank = m, spec, tap, inside, bank
+        self._fill = fill
         self._early, self._masked, self._late_coeffs = {}, {}, {}
         partial_taps = {(co, row, col, ci) for co in range(getattr(spec, "out_channels", 1))
                         for row, col, ci, kind, *_ in self._channel_terms(co) if kind == PARTIAL}
@@ -69,7 +73,7 @@ class TermBuilder:
 
     def _gate(self, row, col, value):
         mask = self._inside(row, col)
-        return value if mask is None else Mux(mask, value, 0)
+        return value if mask is None else Mux(mask, value, self._fill)
 
     def _zero_unless(self, row, col, value):
         """``gate`` as an AND, not a multiplexer: Yosys then keeps it as logic in front of the
@@ -78,6 +82,8 @@ class TermBuilder:
         mask = self._inside(row, col)
         if mask is None:
             return value
+        if self._fill:
+            return Mux(mask, value, self._fill)
         masked = value.as_unsigned() & mask.replicate(len(value))
         return masked.as_signed() if value.shape().signed else masked
 

@@ -3,8 +3,10 @@
 A frame is ``spec.positions_per_frame`` positions in rows of ``spec.stream_width`` (see
 :mod:`convhw.spec`). For the current position the scheduler says whether it takes an input
 pixel, which line-buffer column it touches, whether it completes an output, that output's frame
-markers, and which kernel rows and columns fall inside the frame (the others are zero padding
-and are masked).
+markers, and which kernel rows and columns fall inside the frame (the others are padding and are
+masked). With a border mode other than ``constant`` it also says where each kernel row and column
+reads instead (:mod:`convhw.gateware.border`): one-hot select bits from flags "the stream row is
+that of output row ``oy``" and "the output column is ``ox``", for the outputs at the border.
 
 ``advance`` moves to the next position; after the last one it starts the next frame.
 ``truncate`` (an early start of frame) turns the rest of the frame into positions without input,
@@ -23,6 +25,8 @@ between two registers either.
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .border import BorderSelect
 
 __all__ = ["Scheduler"]
 
@@ -57,6 +61,12 @@ class Scheduler(wiring.Component):
         The position completes an output; that output starts the frame; it ends its row.
     row_mask, col_mask : Out(KH), Out(KW)
         Kernel rows and columns inside the frame for that output.
+    row_select : Out(row_border.width)
+        Border modes only: for each kernel row, which of the span's rows (line-buffer rows and
+        the newest pixel) it reads; the stream row's (the same for every position of a row).
+    col_select : Out(col_border.width)
+        Border modes only: for each kernel column, which of the window chain's columns it reads
+        for the output this position completes.
     next_column : Out
         ``column`` of the following position.
     next_needs_input, next_at_start : Out(1)
@@ -67,6 +77,11 @@ class Scheduler(wiring.Component):
     def __init__(self, spec):
         self._spec = spec
         kh, kw = spec.kernel_shape
+        self.row_border = BorderSelect(spec.row_border) if spec.border_sources else None
+        self.col_border = BorderSelect(spec.col_border) if spec.border_sources else None
+        selects = {name: Out(border.width) for name, border in
+                   (("row_select", self.row_border), ("col_select", self.col_border))
+                   if border is not None and border.width}
         super().__init__({
             "advance": In(1), "truncate": In(1),
             "needs_input": Out(1), "at_start": Out(1), "in_columns": Out(1),
@@ -75,6 +90,7 @@ class Scheduler(wiring.Component):
             "row_mask": Out(kh), "col_mask": Out(kw),
             "next_column": Out(range(spec.stream_width)),
             "next_needs_input": Out(1), "next_at_start": Out(1),
+            **selects,
         })
 
     @property
@@ -159,6 +175,13 @@ class Scheduler(wiring.Component):
         for j in range(kw):
             lo = pad_left - j * dx
             intervals[f"col_{j}"] = ("ex", lo, spec.width + lo)
+        if self.row_border is not None:
+            # Border flags: the stream row of output row oy; output column ox.
+            for oy in self.row_border.outputs:
+                row = oy * sy + spec.row_offset
+                intervals[f"border_y_{oy}"] = ("vy", row, row + 1)
+            for ox in self.col_border.outputs:
+                intervals[f"border_x_{ox}"] = ("ex", ox * sx, ox * sx + 1)
         return intervals
 
     def _interval_values(self, s):
@@ -201,7 +224,17 @@ class Scheduler(wiring.Component):
             last=ex == (out_w - 1) * sx,
             row_mask=[flags[f"row_{i}"] for i in range(kh)],
             col_mask=[flags[f"col_{j}"] for j in range(kw)],
+            **self._border_selects(flags),
         )
+
+    def _border_selects(self, flags):
+        """``row_select`` and ``col_select`` from the border flags (border modes only)."""
+        selects = {}
+        if self.row_border is not None and self.row_border.width:
+            selects["row_select"] = self.row_border.bits(lambda oy: flags[f"border_y_{oy}"])
+        if self.col_border is not None and self.col_border.width:
+            selects["col_select"] = self.col_border.bits(lambda ox: flags[f"border_x_{ox}"])
+        return selects
 
     def elaborate(self, platform):
         m = Module()

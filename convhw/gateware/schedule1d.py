@@ -5,7 +5,9 @@ padding's positions without input. The scheduler describes the current position 
 counters: whether it takes a sample, whether it completes an output (and that output's
 ``first``/``last`` markers), and which taps fall inside the sequence (see
 :attr:`Schedule1d.padded_taps` for the few that need a mask). After the last position the next
-sequence starts. ``truncate`` (an early ``first``) turns the rest of the sequence into positions
+sequence starts. With a border mode other than ``constant``, or a constant border value other than
+0, it also says where each tap reads at the outputs that touch the border (``select``, one-hot
+bits per tap from equality tests of the position, :mod:`convhw.gateware.border`). ``truncate`` (an early ``first``) turns the rest of the sequence into positions
 without input, so all of its outputs still come out.
 
 An unbounded sequence (``spec.length is None``) has no end: the position counter stops once the
@@ -17,6 +19,8 @@ no bubble: nothing of the old sequence is pending.
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .border import BorderSelect
 
 __all__ = ["Schedule1d"]
 
@@ -39,15 +43,22 @@ class Schedule1d(wiring.Component):
     mask : Out(K)
         Taps that do not reach before the sequence's start. Only the bits of
         :attr:`padded_taps` are computed; the others are constant 1.
+    select : Out(border.width)
+        Border sources (see :attr:`border`): which tap-line register each tap reads.
     """
 
     def __init__(self, spec):
         self._spec = spec
+        self.border = None
+        if spec.length is not None and (spec.border_sources or spec.border_value):
+            self.border = BorderSelect(spec.border_axis)
+        selects = {"select": Out(self.border.width)} if self.border and self.border.width else {}
         super().__init__({
             "advance": In(1), "truncate": In(1), "restart": In(1),
             "needs_input": Out(1), "at_start": Out(1),
             "emit": Out(1), "first": Out(1), "last": Out(1),
             "mask": Out(spec.kernel_size),
+            **selects,
         })
 
     @property
@@ -117,6 +128,10 @@ class Schedule1d(wiring.Component):
             self.emit.eq(emit),
             self.first.eq(pos == first_out),
         ]
+        if self.border is not None and self.border.width:
+            # Equality tests of the position, as for ``first`` and ``last``.
+            bits = self.border.bits(lambda o: pos == spec.output_position(o))
+            m.d.comb += self.select.eq(Cat(*bits))
         for j in range(spec.kernel_size):
             if j in self.padded_taps:
                 # Tap j holds sample pos - (span-1) + j*dilation of this sequence.
