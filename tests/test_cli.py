@@ -241,7 +241,7 @@ def test_simulate_mismatch_exits_1(tmp_path, capsys, monkeypatch):
 
 def test_demo_without_synth(tmp_path, capsys):
     status, out, _ = run_cli(capsys, "demo", "--output-dir", tmp_path / "d", "--no-synth",
-                             "--backend", "pysim")
+                             "--backend", "pysim", "--no-colour")   # colour: test_colour.py
     assert status == 0
     assert "match: yes" in out and "synthesis: skipped" in out
     image = demo_image(128, 96)

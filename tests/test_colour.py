@@ -7,6 +7,7 @@ Odd kernels only: for even ones OpenCV's anchor puts the extra tap on the other 
 
 import json
 import re
+import sys
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from convhw import ConvSpec
-from convhw.cli import main, synth as synth_command
+from convhw.cli import demo as demo_command, synth as synth_command
 from convhw.cli.options import spec_from_args
 from convhw.cli.simulate import picture_levels
 from convhw.export import to_verilog
@@ -320,3 +321,56 @@ def test_demo_pictures():
     assert len({tuple(p) for p in colour.reshape(3, -1).T}) > 100     # many colours
     with pytest.raises(ValueError, match=r"^'height' must be a positive integer, not 0$"):
         demo_photo(4, 0)
+
+
+# --- convhw demo ------------------------------------------------------------------------------
+
+def test_demo_sharpens_the_photo(tmp_path, capsys):
+    status, out, err = run_cli(capsys, "demo", "--output-dir", tmp_path, "--no-synth",
+                               "--backend", "pysim", "--width", 32, "--height", 24)
+    assert status == 0
+    assert "colour: sharpen on china.jpg (scikit-learn's sample photo), 32x24, 3 channels" in out
+    assert "  match: yes, bit-exact" in out and "scikit-learn is not installed" not in err
+    photo = demo_photo(32, 24)
+    spec = ConvSpec(width=32, height=24, kernel=parse_kernel("sharpen"), in_channels=3,
+                    padding="same")
+    exact = run_spec(spec, photo)
+    assert exact.min() < 0 or exact.max() > 255
+    assert (load_frame(str(tmp_path / "input-colour.png")) == photo).all()
+    assert (np.load(tmp_path / "output-colour.npy") == exact).all()
+    mode, picture = read_picture(tmp_path / "output-colour.png")
+    assert mode == "RGB" and (np.moveaxis(picture, -1, 0) == np.clip(exact, 0, 255)).all()
+
+
+def test_demo_without_scikit_learn_uses_a_procedural_picture(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)   # import fails: not installed
+    status, out, err = run_cli(capsys, "demo", "--output-dir", tmp_path, "--no-synth",
+                               "--backend", "pysim", "--width", 16, "--height", 12)
+    assert status == 0 and "colour: sharpen on a procedural colour picture, 16x12" in out
+    assert "convhw demo: note: scikit-learn is not installed (pip install scikit-learn" in err
+    picture = demo_colour_image(16, 12)
+    assert (load_frame(str(tmp_path / "input-colour.png")) == picture).all()
+    spec = ConvSpec(width=16, height=12, kernel=parse_kernel("sharpen"), in_channels=3,
+                    padding="same")
+    assert (np.load(tmp_path / "output-colour.npy") == run_spec(spec, picture)).all()
+
+
+def test_demo_colour_mismatch_exits_1(tmp_path, capsys, monkeypatch):
+    real = demo_command.run_and_compare
+
+    def colour_differs(spec, frames, *args, **kwargs):
+        result, expected, report = real(spec, frames, *args, **kwargs)
+        if getattr(spec, "in_channels", 1) == 3:
+            report = dict(report, match=False, errors=["frame 0: made to differ by the test"])
+        return result, expected, report
+
+    monkeypatch.setattr(demo_command, "run_and_compare", colour_differs)
+    status, out, _ = run_cli(capsys, "demo", "--output-dir", tmp_path, "--no-synth",
+                             "--backend", "pysim", "--width", 8, "--height", 6)
+    assert status == 1
+    assert "match: yes, bit-exact with the golden model" in out       # the grayscale part
+    assert "  match: NO" in out and "made to differ by the test" in out
+    status, out, _ = run_cli(capsys, "demo", "--output-dir", tmp_path / "gray", "--no-synth",
+                             "--backend", "pysim", "--width", 8, "--height", 6, "--no-colour")
+    assert status == 0 and "colour:" not in out
+    assert not (tmp_path / "gray" / "output-colour.png").exists()
