@@ -308,3 +308,35 @@ def test_layer_folded_constant_no_stalls_cycle_count(tmp_path):
     values, markers, stdout = run_icarus(tmp_path, spec, random_frames(spec, 1, 10),
                                          in_gaps=0, out_stall=0)
     assert int(stdout.split("DONE ")[1].split()[0]) == spec.cycles_per_frame
+
+
+def test_border_modes_2d(tmp_path):
+    """Border pixels from the line buffer rows and the window chain, in the Verilog: reflect-101
+    with stride and dilation, and a replicated layer without gaps at the documented cycles."""
+    kernel = np.random.default_rng(11).integers(-9, 10, size=(3, 3))
+    spec = ConvSpec(width=11, height=8, kernel=kernel, stride=(1, 2), dilation=(2, 1),
+                    padding=(2, 1), border="reflect-101")
+    frames = random_frames(spec, 3, 11)
+    assert (run_spec(spec, frames[0]) != run_spec(spec.replace(border="constant"),
+                                                  frames[0])).any()
+    for sub in "ab":
+        (tmp_path / sub).mkdir()
+    check(tmp_path / "a", spec, frames, seed=11)
+    rng = np.random.default_rng(12)
+    layer = ConvSpec(width=7, height=5, weights=rng.integers(-9, 10, size=(2, 2, 3, 3)),
+                     padding="same", border="replicate")
+    values, markers, stdout = run_icarus(tmp_path / "b", layer, random_frames(layer, 1, 12),
+                                         in_gaps=0, out_stall=0)
+    assert int(stdout.split("DONE ")[1].split()[0]) == layer.cycles_per_frame
+
+
+def test_border_modes_1d(tmp_path):
+    """1-D taps picked from the tap line (reflect) or the constant border value."""
+    for sub in "ab":
+        (tmp_path / sub).mkdir()
+    spec = Conv1dSpec(length=13, kernel=[3, -1, 4, -1, 5], padding=(2, 1), stride=2,
+                      border="reflect", in_signed=True)
+    check(tmp_path / "a", spec, random_frames(spec, 3, 13), seed=13)
+    spec = Conv1dSpec(length=9, kernel=[2, 7, -1], padding="same", border_value=-77,
+                      in_signed=True)
+    check(tmp_path / "b", spec, random_frames(spec, 3, 14), seed=14)
