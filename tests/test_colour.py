@@ -136,6 +136,7 @@ def test_picture_levels_follow_the_gain(kernel, shift, levels):
     runtime = ConvSpec(width=8, height=6, kernel_shape=(3, 3), in_channels=3, shift=shift)
     weights = np.broadcast_to(parse_kernel(kernel), (3, 1, 3, 3))
     assert picture_levels(runtime, weights) == levels
+    assert picture_levels(runtime) is None          # no values: nothing to say the gain is 1
 
 
 def test_picture_levels_per_channel_scale():

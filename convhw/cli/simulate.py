@@ -151,6 +151,8 @@ def picture_levels(spec, kernel=None):
     weights = kernel if spec.runtime_coeffs else getattr(spec, "weights", None)
     if weights is None:
         weights = spec.kernel
+    if weights is None:                     # runtime coefficients whose values are not given
+        return None
     stage = getattr(spec, "output_stage", None)
     if stage is None:                       # a 1-D core: one channel, no scale
         shifts, scales = [spec.shift or 0], [1]
