@@ -90,6 +90,9 @@ KINDS = {
         width=7, height=6, kernel=[[9, -3], [5, 7]], dilation=2, stride=2, padding=1, shift=2,
         out_bits=5), Conv2d),
     "conv2d 1x1": Kind(ConvSpec(width=4, height=3, kernel=[[3]]), Conv2d),
+    "conv2d 3x3 reflect-101 dilated": Kind(ConvSpec(
+        width=6, height=5, kernel=[[1, 0, -1], [2, 0, -2], [1, 0, -1]], padding=(1, 2),
+        dilation=(1, 2), border="reflect-101"), Conv2d),
     "layer 3->5 3x3 folded pe3 simd4 bias relu": Kind(ConvSpec(
         width=5, height=4, weights=np.arange(135).reshape(5, 3, 3, 3) % 23 - 11, padding="same",
         bias=[5, -3, 100, 0, 7], relu=True, shift=5, out_bits=8, pe=3, simd=4), Conv2d),
@@ -100,6 +103,10 @@ KINDS = {
         length=9, kernel=[1, -2, 3], padding="same", in_signed=True), Conv1d),
     "conv1d runtime stride 2 padding (1,2)": Kind(Conv1dSpec(
         length=8, kernel_size=3, stride=2, padding=(1, 2), coeff_bits=6), Conv1d),
+    "conv1d replicate stride 2": Kind(Conv1dSpec(
+        length=8, kernel=[2, -1, 3], stride=2, padding=(2, 1), border="replicate"), Conv1d),
+    "conv1d constant border value": Kind(Conv1dSpec(
+        length=7, kernel=[1, 3, -2], padding="same", in_signed=True, border_value=-9), Conv1d),
     "conv1d unbounded": Kind(Conv1dSpec(
         length=None, kernel=[3, -1, 4, 1], in_signed=True), Conv1d),
     "conv1d unbounded runtime stride 2 dilation 2": Kind(Conv1dSpec(
