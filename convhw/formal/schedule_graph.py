@@ -98,7 +98,8 @@ def explore(scheduler, *, bounded, max_states=MAX_STATES):
     names = [signal.name for signal in registers]
     state_value = Cat(*registers)
     report = ("needs_input", "at_start", "emit", "first", "last")
-    has = {name: hasattr(scheduler, name) for name in ("truncate", "restart")}
+    # ``moves`` (where a scheduler has it) is ``advance | truncate``, its registers' enable.
+    has = {name: hasattr(scheduler, name) for name in ("truncate", "restart", "moves")}
     graph = ScheduleGraph(register_names=names, states=[], outputs={})
     too_many = []
 
@@ -109,6 +110,8 @@ def explore(scheduler, *, bounded, max_states=MAX_STATES):
         async def step(state, advance, truncate, restart):
             ctx.set(state_value, state)
             ctx.set(scheduler.advance, advance)
+            if has["moves"]:
+                ctx.set(scheduler.moves, advance | truncate)
             if has["truncate"]:
                 ctx.set(scheduler.truncate, truncate)
             if has["restart"]:
@@ -120,7 +123,7 @@ def explore(scheduler, *, bounded, max_states=MAX_STATES):
             state = pending.pop()
             graph.states.append(state)
             ctx.set(state_value, state)
-            for name in ("truncate", "restart"):
+            for name in ("truncate", "restart", "moves"):
                 if has[name]:
                     ctx.set(getattr(scheduler, name), 0)
             outputs = {name: int(ctx.get(getattr(scheduler, name))) for name in report}
