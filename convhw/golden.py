@@ -164,7 +164,8 @@ def conv_layer(x, weights, *, bias=None, groups=1, stride=1, padding=0, dilation
     ``x`` is ``(Cin, H, W)``; ``weights`` is ``(Cout, Cin/groups, KH, KW)`` (PyTorch's layout);
     output channel ``co`` correlates the input channels of its group,
     ``co // (Cout/groups)``. ``stride``, ``padding``, ``dilation``, ``flip`` and ``border``
-    are as for :func:`conv2d` (every channel padded alike). Vectorized over pixels and channels; the only loop is over kernel taps.
+    are as for :func:`conv2d` (every channel padded alike). Vectorized over pixels and
+    channels; the only loop is over kernel taps.
     """
     x, weights = np.asarray(x), np.asarray(weights)
     if x.ndim != 3 or weights.ndim != 4:

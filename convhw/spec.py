@@ -15,8 +15,9 @@ is applied to each of C channels (depthwise, like ``cv2.filter2D`` on a colour i
 Arithmetic
 ----------
 The accumulator range is exact. For a weight ``c`` and pixels in ``[xlo, xhi]`` the product lies
-in ``[min(c*xlo, c*xhi), max(c*xlo, c*xhi)]`` (this interval always contains 0, which is what a
-padding tap contributes); a channel's accumulator range is the sum of those intervals over its
+in ``[min(c*xlo, c*xhi), max(c*xlo, c*xhi)]``. This interval always contains 0 and ``c*V`` for a
+constant border ``V`` (which must be a pixel value), what a padding tap contributes; other border
+modes repeat pixels. A channel's accumulator range is the sum of those intervals over its
 weights, and ``acc_bits`` is the smallest two's-complement width that holds every channel's. With
 runtime coefficients every weight may hold any ``coeff_bits`` value, so each interval spans the
 four corner products ``{clo, chi} x {xlo, xhi}``. Bias, ReLU, scaling, rounding and saturation

@@ -333,6 +333,24 @@ def test_conv2d_even_kernel_and_replicate_beyond_half(border):
     _check(Conv2d, spec, _frames(spec, 2, 2))
 
 
+TINY = [dict(width=2, height=5, padding=1), dict(width=1, height=4, padding="same"),
+        dict(width=5, height=1, padding=1), dict(width=3, height=2, padding=(1, 1))]
+
+
+@pytest.mark.parametrize("border", SOURCE_MODES)
+@pytest.mark.parametrize("case", range(len(TINY)))
+def test_conv2d_tiny_frames(border, case):
+    """Rows of 1 or 2 positions (the line buffer reads in the position's own cycle), a single
+    row: every tap row or column may be a border one."""
+    try:
+        spec = ConvSpec(**TINY[case], kernel=[[1, 2, -3], [4, -5, 6], [-7, 8, 9]],
+                        border=border)
+    except ValueError as error:
+        assert "single reflection" in str(error)
+        return
+    _check(Conv2d, spec, _frames(spec, 3, case))
+
+
 @pytest.mark.parametrize("border", SOURCE_MODES)
 def test_conv2d_runtime_coefficients(border):
     # DSP products and partial products in logic (max_dsps), both fed by border taps.

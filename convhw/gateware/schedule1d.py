@@ -5,10 +5,11 @@ padding's positions without input. The scheduler describes the current position 
 counters: whether it takes a sample, whether it completes an output (and that output's
 ``first``/``last`` markers), and which taps fall inside the sequence (see
 :attr:`Schedule1d.padded_taps` for the few that need a mask). After the last position the next
-sequence starts. With a border mode other than ``constant``, or a constant border value other than
-0, it also says where each tap reads at the outputs that touch the border (``select``, one-hot
-bits per tap from equality tests of the position, :mod:`convhw.gateware.border`). ``truncate`` (an early ``first``) turns the rest of the sequence into positions
-without input, so all of its outputs still come out.
+sequence starts. ``truncate`` (an early ``first``) turns the rest of the sequence into positions
+without input, so all of its outputs still come out. With a border mode other than ``constant``,
+or a constant border value other than 0, it also says where each tap reads at the outputs that
+touch the border (``select``: one-hot bits per tap from equality tests of the position,
+:mod:`convhw.gateware.border`).
 
 An unbounded sequence (``spec.length is None``) has no end: the position counter stops once the
 tap line is full, and a stride phase picks every ``stride``-th position. ``restart`` (a
