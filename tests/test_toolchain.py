@@ -222,6 +222,46 @@ def test_dsp_registers_absorbed(tmp_path):
     assert conns["P0"] == [60] and conns["P1"] == [61] and conns["P2"] == [52]
 
 
+def test_dsp_input_register_shared_by_two_multipliers(tmp_path):
+    """An operand flip-flop feeding two multipliers is copied into both input registers."""
+    from convhw.toolchain.netlist import absorb_dsp_registers
+    netlist = _dsp_netlist()
+    cells = netlist["modules"]["top"]["cells"]
+    twin = json.loads(json.dumps(cells["dsp"]))
+    twin["connections"].update({"B0": [41], "P0": [53], "P1": [54], "P2": [55]})
+    cells["dsp2"] = twin
+    cells["fb1"] = _ff(2, 23, 41, LSR=[8])
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(netlist))
+    # Both multipliers take A's flip-flops (fa0, fa1) and their own B; one product register.
+    assert absorb_dsp_registers(path) == (2, 6)
+    after = json.loads(path.read_text())["modules"]["top"]["cells"]
+    assert set(after) == {"dsp", "dsp2"}
+    for name in ("dsp", "dsp2"):
+        assert after[name]["connections"]["A0"] == [20]
+        assert after[name]["parameters"]["REG_INPUTA_CLK"] == "CLK0"
+    assert after["dsp2"]["connections"]["B0"] == [23]
+    assert "REG_OUTPUT_CLK" not in after["dsp2"]["parameters"]
+
+
+def test_dsp_shared_input_kept_while_a_multiplier_still_reads_it(tmp_path):
+    """When one of two multipliers cannot take its registers, the shared flip-flop stays."""
+    from convhw.toolchain.netlist import absorb_dsp_registers
+    netlist = _dsp_netlist()
+    cells = netlist["modules"]["top"]["cells"]
+    twin = json.loads(json.dumps(cells["dsp"]))
+    twin["connections"].update({"B0": [41], "P0": [53], "P1": [54], "P2": [55]})
+    cells["dsp2"] = twin
+    cells["fb1"] = _ff(3, 23, 41, LSR=[8])      # another clock: dsp2 keeps its inputs as they are
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(netlist))
+    assert absorb_dsp_registers(path) == (1, 3)   # dsp: B and the product; A's flip-flops stay
+    after = json.loads(path.read_text())["modules"]["top"]["cells"]
+    assert {"fa0", "fa1", "fb1"} <= set(after)
+    assert after["dsp2"]["connections"]["A0"] == [30]
+    assert after["dsp"]["connections"]["A0"] == [20]
+
+
 @pytest.mark.parametrize("case", ["A also feeds a LUT", "enable and reset", "other clock"])
 def test_dsp_input_registers_left_alone(tmp_path, case):
     from convhw.toolchain.netlist import absorb_dsp_registers

@@ -96,6 +96,7 @@ class Conv2d(StreamingCore):
             self.i.ready.eq(gate.ready),
             sched.advance.eq(issue),
             sched.truncate.eq(gate.early_first),
+            sched.moves.eq(gate.moves),
         ]
         m.d.comb += output.start.eq(issue & sched.emit)
 

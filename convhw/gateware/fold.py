@@ -189,9 +189,11 @@ class FoldedDatapath:
             m.d.comb += rd.addr.eq(read_addr)
         else:
             # Two halves: the active one is read, the other (the shadow) written; a start of
-            # frame swaps them after a write.
+            # frame swaps them after a write. Read and write address different halves in every
+            # cycle (both from the same ``bank``), so they never collide: no bypass logic
+            # between the block RAM and its output register (``no_rw_check``).
             m.submodules.weights = weights = memory.Memory(
-                shape=width, depth=2 * depth, init=[])
+                shape=width, depth=2 * depth, init=[], attrs={"no_rw_check": 1})
             rd, wr = weights.read_port(), weights.write_port(granularity=cb)
             bank, pending = Signal(), Signal()
             lane_bits = ceil_log2(lanes)

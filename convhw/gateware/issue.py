@@ -53,6 +53,9 @@ class IssueGate(wiring.Component):
         A valid pixel with ``first`` waits at a position that needs a pixel but does not start
         a frame (while a credit is free: ending the frame early takes no credit, but waiting
         for one keeps this a function of the same four inputs as ``issue``).
+    moves : Out(1)
+        ``issue | early_first``: the scheduler steps or truncates. A function of three inputs
+        (the mode and ``valid``), the clock enable of the scheduler's registers.
     """
 
     next_credit: In(1)
@@ -63,6 +66,7 @@ class IssueGate(wiring.Component):
     issue: Out(1)
     ready: Out(1)
     early_first: Out(1)
+    moves: Out(1)
 
     def __init__(self, init):
         self._init = IssueMode.of(*init)
@@ -74,9 +78,17 @@ class IssueGate(wiring.Component):
         m.d.sync += mode.eq(IssueMode.of(self.next_credit, self.next_needs_input,
                                          self.next_at_start))
         takes_pixel = (mode == IssueMode.START) | ((mode == IssueMode.PIXEL) & ~self.first)
+        # Kept nets: each decision is mapped as one LUT of its own inputs, not built from
+        # another's (a shared intermediate made the clock enable three LUTs deep).
+        issue = Signal(attrs={"keep": 1})
+        moves = Signal(attrs={"keep": 1})
+        needs_pixel = (mode == IssueMode.START) | (mode == IssueMode.PIXEL)
         m.d.comb += [
+            issue.eq((mode == IssueMode.FREE) | (takes_pixel & self.valid)),
+            moves.eq((mode == IssueMode.FREE) | (needs_pixel & self.valid)),
             self.ready.eq(takes_pixel),
             self.early_first.eq((mode == IssueMode.PIXEL) & self.first & self.valid),
-            self.issue.eq((mode == IssueMode.FREE) | (takes_pixel & self.valid)),
+            self.issue.eq(issue),
+            self.moves.eq(moves),
         ]
         return m

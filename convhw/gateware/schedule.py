@@ -54,6 +54,8 @@ class Scheduler(wiring.Component):
     -------
     advance, truncate : In(1)
         Issue the current position; finish the frame without further input.
+    moves : In(1)
+        ``advance | truncate``, given as one signal: the registers' clock enable.
     needs_input, at_start, in_columns, column : Out
         The position consumes a pixel; it is the frame's first; it lies in a line-buffer column;
         that column.
@@ -83,7 +85,7 @@ class Scheduler(wiring.Component):
                    (("row_select", self.row_border), ("col_select", self.col_border))
                    if border is not None and border.width}
         super().__init__({
-            "advance": In(1), "truncate": In(1),
+            "advance": In(1), "truncate": In(1), "moves": In(1),
             "needs_input": Out(1), "at_start": Out(1), "in_columns": Out(1),
             "column": Out(range(spec.stream_width)),
             "emit": Out(1), "first": Out(1), "last": Out(1),
@@ -276,19 +278,21 @@ class Scheduler(wiring.Component):
         following = self._next_state(ahead, wraps)
         following_wraps = self._next_wraps(ahead, wraps)
         following_flags = self._next_intervals(ahead, flags, wraps)
-        with m.If(self.advance):
-            for key, value in ahead_info.items():
-                value = Cat(*value) if isinstance(value, list) else value
-                m.d.sync += registers[key].eq(value)
-            m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
-            m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
-            m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
-            m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
-        with m.Elif(self.truncate):
-            m.d.sync += registers["needs_input"].eq(0)
-            # Unless the current position ends the frame, its following ones lose their input.
-            with m.If(~ahead_starts_frame):
-                m.d.sync += ahead["truncating"].eq(1)
+        with m.If(self.moves):
+            with m.If(self.advance):
+                for key, value in ahead_info.items():
+                    value = Cat(*value) if isinstance(value, list) else value
+                    m.d.sync += registers[key].eq(value)
+                m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
+                m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
+                m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
+                m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
+            with m.Else():  # truncate
+                m.d.sync += registers["needs_input"].eq(0)
+                # Unless the current position ends the frame, its following ones lose their
+                # input.
+                with m.If(~ahead_starts_frame):
+                    m.d.sync += ahead["truncating"].eq(1)
 
         m.d.comb += [
             self.next_column.eq(ahead["vx"]),

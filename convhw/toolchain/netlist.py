@@ -129,12 +129,17 @@ def _dsp_ff(cell, clock):
     return control
 
 
+def _is_multiplier_input(cells, user, pin):
+    return (cells[user]["type"] == "MULT18X18D" and pin[:1] in "AB" and pin[1:].isdigit())
+
+
 def _input_register(cells, drivers, loads, dsp_name, bits, clock):
     """``(flip_flops, (enable, reset))`` when every bit of a multiplier input comes from a
-    flip-flop that feeds only that input (or is a constant 0), all with one control, else None.
+    flip-flop that feeds only multiplier inputs (this one's, or others' too: each multiplier
+    then holds a copy in its own register), or is a constant 0, all with one control, else
+    None.
     """
     flip_flops, control = {}, None
-    pins = set(bits)
     for pin, bit in bits.items():
         if bit == "0":
             continue
@@ -143,7 +148,8 @@ def _input_register(cells, drivers, loads, dsp_name, bits, clock):
         ff_name, port = drivers[bit]
         if port != "Q":
             return None
-        if any(user != dsp_name or user_pin not in pins for user, user_pin in loads.get(bit, [])):
+        if not all(_is_multiplier_input(cells, user, user_pin)
+                   for user, user_pin in loads.get(bit, [])):
             return None
         ff_control = _dsp_ff(cells[ff_name], clock)
         if ff_control is None or (control is not None and ff_control != control):
@@ -177,7 +183,9 @@ def absorb_dsp_registers(netlist_path, *, top="top"):
 
     A multiplier gets input registers (``REG_INPUTA_CLK = REG_INPUTB_CLK = "CLK0"``) when
     every bit of A and of B is a constant 0 or the output of a flip-flop whose output feeds only
-    that input, and an output register (``REG_OUTPUT_CLK``) when every used bit of P drives
+    multiplier inputs (a flip-flop shared by several multipliers, such as a folded layer's
+    operand, is copied into each one's register and removed once none reads it), and an output
+    register (``REG_OUTPUT_CLK``) when every used bit of P drives
     exactly one flip-flop and nothing else. The flip-flops of a register must share one clock
     (it becomes ``CLK0``), one clock enable and one synchronous reset to zero (they become a
     ``CEx``/``RSTx`` pair, the output register's on ``CE0``/``RST0``), and the enable or the
@@ -194,6 +202,7 @@ def absorb_dsp_registers(netlist_path, *, top="top"):
     loads = _drivers_and_loads(cells)
     drivers = _drivers(cells)
     multipliers = flip_flops = 0
+    shared = set()      # input flip-flops that other multipliers may still read
     for name, cell in list(cells.items()):
         if cell["type"] != "MULT18X18D":
             continue
@@ -253,9 +262,12 @@ def absorb_dsp_registers(netlist_path, *, top="top"):
                     for pin, bit in bits_of[reg[-1]].items():
                         if bit == q_bit:
                             conns[pin] = d
-            for ff_name in (members.values() if reg == "OUTPUT" else members):
-                del cells[ff_name]
-            flip_flops += len(members)
+            if reg == "OUTPUT":
+                for ff_name in members.values():
+                    del cells[ff_name]
+                flip_flops += len(members)
+            else:
+                shared.update(members)
         params["GSR"] = "DISABLED"
         params["RESETMODE"] = "SYNC"
         directions = cell.setdefault("port_directions", {})
@@ -266,6 +278,13 @@ def absorb_dsp_registers(netlist_path, *, top="top"):
         for pin in ["CLK0"] + [f"{kind}{i}" for kind in ("CE", "RST") for i in range(4)]:
             directions[pin] = "input"
         multipliers += 1
+    # An input flip-flop goes once no multiplier (nor anything else) reads it any more.
+    loads = _drivers_and_loads(cells)
+    for ff_name in shared:
+        if not any(loads.get(bit) for bit in cells[ff_name]["connections"]["Q"]
+                   if isinstance(bit, int)):
+            del cells[ff_name]
+            flip_flops += 1
     with open(netlist_path, "w") as f:
         json.dump(netlist, f)
     return multipliers, flip_flops
