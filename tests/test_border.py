@@ -478,3 +478,21 @@ def test_cli_generate_and_simulate(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"),
                                   conv2d(frame, parse_kernel("sobel-x"), padding="same",
                                          border="replicate"))
+
+
+def test_no_extra_block_ram(tmp_path):
+    """A 640-wide reflect-101 core uses the block RAMs of the zero-padded one (line buffers
+    and FIFO) and a few flip-flops more at most: border pixels come from what is held."""
+    from test_bram import _yosys_cells
+
+    counts = {}
+    for border in ("constant", "reflect-101"):
+        spec = ConvSpec(width=640, height=480, kernel=[[1, 2, 1], [2, 4, 2], [1, 2, 1]],
+                        padding="same", border=border)
+        (tmp_path / border).mkdir()
+        cells, _ = _yosys_cells(tmp_path / border, spec, "synth_ice40 -device u")
+        counts[border] = (cells.get("SB_RAM40_4K", 0),
+                          sum(n for name, n in cells.items() if name.startswith("SB_DFF")))
+    (ram, flip_flops), (border_ram, border_flip_flops) = counts["constant"], counts["reflect-101"]
+    assert border_ram == ram == 4
+    assert border_flip_flops <= flip_flops + 32
