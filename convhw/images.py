@@ -31,12 +31,13 @@ Writing (:func:`save_frame`)
       lie in ``0..255``).
 """
 
+import importlib.util
 import os
 
 import numpy as np
 
 __all__ = ["load_frame", "save_frame", "viewable", "demo_image", "demo_colour_image",
-           "demo_photo", "IMAGE_SUFFIXES", "INPUT_SUFFIXES"]
+           "demo_photo", "sample_photo", "IMAGE_SUFFIXES", "INPUT_SUFFIXES"]
 
 #: Picture formats that ``save_frame`` writes and ``load_frame`` reads.
 IMAGE_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
@@ -262,12 +263,38 @@ def demo_colour_image(width, height):
     return np.clip(np.round(image), 0, 255).astype(np.int64)
 
 
+def sample_photo(name="china.jpg"):
+    """``(H, W, 3)`` ``uint8`` pixels of a photo that ships with scikit-learn (``china.jpg``,
+    ``flower.jpg``): ``sklearn.datasets.load_sample_image(name)``.
+
+    The file is read with Pillow where scikit-learn keeps it, without importing scikit-learn
+    (which takes a second or two); the result is the same. ``load_sample_image`` does the work
+    when the file is not there.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When scikit-learn is not installed (it is in convhw's ``test`` extra).
+    """
+    try:
+        found = importlib.util.find_spec("sklearn")
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.origin:
+        raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
+    path = os.path.join(os.path.dirname(found.origin), "datasets", "images", name)
+    if os.path.isfile(path):
+        with _pillow().open(path) as photo:
+            return np.array(photo.convert("RGB"))
+    from sklearn.datasets import load_sample_image
+    return load_sample_image(name)
+
+
 def demo_photo(width, height, name="china.jpg"):
     """A photo that ships with scikit-learn, ``(3, height, width)`` 8-bit RGB (int64).
 
-    The largest centred crop of ``name`` (``sklearn.datasets.load_sample_image``: ``china.jpg``
-    or ``flower.jpg``, 640x427) with the aspect ``width:height``, resized with Pillow's box
-    filter (an area average). Nothing is downloaded.
+    The largest centred crop of :func:`sample_photo` ``name`` (640x427) with the aspect
+    ``width:height``, resized with Pillow's box filter (an area average). Nothing is downloaded.
 
     Raises
     ------
@@ -275,8 +302,7 @@ def demo_photo(width, height, name="china.jpg"):
         When scikit-learn is not installed (it is in convhw's ``test`` extra).
     """
     _demo_shapes(width, height)  # validates the size
-    from sklearn.datasets import load_sample_image
-    photo = load_sample_image(name)
+    photo = sample_photo(name)
     rows, cols = photo.shape[:2]
     if cols * height > rows * width:          # wider than asked: crop the sides
         crop_rows, crop_cols = rows, max(1, round(rows * width / height))

@@ -20,7 +20,9 @@ from convhw.cli.options import spec_from_args
 from convhw.cli.simulate import picture_levels
 from convhw.export import to_verilog
 from convhw.golden import run_spec
-from convhw.images import (demo_colour_image, demo_photo, load_frame, save_frame, viewable)
+from convhw import images
+from convhw.images import (demo_colour_image, demo_photo, load_frame, sample_photo, save_frame,
+                           viewable)
 from convhw.kernels import parse_kernel
 
 from test_cli import axis_ports, run_cli, verilog_ports
@@ -324,6 +326,25 @@ def test_demo_pictures():
         demo_photo(4, 0)
 
 
+def test_sample_photo_is_scikit_learns(tmp_path, monkeypatch):
+    from sklearn.datasets import load_sample_image
+    photo = sample_photo("china.jpg")                  # read without importing scikit-learn
+    assert photo.shape == (427, 640, 3) and photo.dtype == np.uint8
+    assert (photo == load_sample_image("china.jpg")).all()
+    # Where the file is not found, scikit-learn's own loader reads it.
+    (tmp_path / "__init__.py").write_text("")
+    monkeypatch.setattr(images.importlib.util, "find_spec",
+                        lambda name: type("Spec", (), {"origin": str(tmp_path / "__init__.py")}))
+    assert (sample_photo("flower.jpg") == load_sample_image("flower.jpg")).all()
+
+
+def test_sample_photo_without_scikit_learn(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)      # as if it were not installed
+    with pytest.raises(ModuleNotFoundError) as error:
+        sample_photo()
+    assert error.value.name == "sklearn"
+
+
 # --- convhw demo ------------------------------------------------------------------------------
 
 def test_demo_sharpens_the_photo(tmp_path, capsys):
@@ -344,7 +365,7 @@ def test_demo_sharpens_the_photo(tmp_path, capsys):
 
 
 def test_demo_without_scikit_learn_uses_a_procedural_picture(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)   # import fails: not installed
+    monkeypatch.setitem(sys.modules, "sklearn", None)     # as if it were not installed
     status, out, err = run_cli(capsys, "demo", "--output-dir", tmp_path, "--no-synth",
                                "--backend", "pysim", "--width", 16, "--height", 12)
     assert status == 0 and "colour: sharpen on a procedural colour picture, 16x12" in out
