@@ -11,6 +11,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from scipy.signal import correlate2d
 
 from convhw import Conv1d, Conv1dSpec, Conv2d, ConvSpec
@@ -20,6 +21,7 @@ from convhw.export import to_verilog
 from convhw.golden import conv1d, conv2d, conv_layer, run_spec
 from convhw.harness import simulate
 from convhw.kernels import parse_kernel
+from test_conv2d_property import draw_array, specs
 
 CV_BORDER = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
              "reflect": cv2.BORDER_REFLECT, "reflect-101": cv2.BORDER_REFLECT_101}
@@ -496,3 +498,39 @@ def test_no_extra_block_ram(tmp_path):
     (ram, flip_flops), (border_ram, border_flip_flops) = counts["constant"], counts["reflect-101"]
     assert border_ram == ram == 4
     assert border_flip_flops <= flip_flops + 32
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(data=st.data(), spec=specs(), border=st.sampled_from(MODES),
+       stall=st.sampled_from([0.0, 0.3, 0.8]))
+def test_random_specs_with_borders(data, spec, border, stall):
+    """Any valid 2-D spec of the property tests (kernels, strides, dilations, formats, runtime
+    coefficients), its padding cut to what the drawn border mode allows."""
+    value = data.draw(st.integers(*spec.pixel_range), label="value") if border == "constant" \
+        else 0
+    (top, _), (left, _) = spec.padding
+    (span_y, span_x), (height, width) = spec.span, spec.frame_shape
+    padding = (min(top, _limit(border, height, span_y)), min(left, _limit(border, width, span_x)))
+    try:
+        spec = spec.replace(border=border, border_value=value)
+    except ValueError:
+        try:
+            spec = spec.replace(border=border, border_value=value, padding=padding)
+        except ValueError:
+            assume(False)
+    frames = [draw_array(data.draw, *spec.pixel_range, spec.frame_shape)
+              for _ in range(data.draw(st.integers(1, 2), label="frames"))]
+    kernels = None
+    if spec.runtime_coeffs:
+        limit = 1 << (spec.coeff_bits - 1)
+        kernels = [draw_array(data.draw, -limit, limit - 1, spec.kernel_shape) for _ in frames]
+    result = simulate(Conv2d(spec), frames, coefficients=kernels, in_stall=stall,
+                      out_stall=stall, seed=data.draw(st.integers(0, 1000), label="seed"))
+    assert result.errors == []
+    for index, frame in enumerate(frames):
+        kernel = None if kernels is None else kernels[index]
+        np.testing.assert_array_equal(result.frames[index], run_spec(spec, frame, kernel))
+    if stall == 0 and len(frames) == 1:
+        assert result.cycles == spec.cycles_per_frame
