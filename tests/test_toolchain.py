@@ -160,6 +160,20 @@ def test_ram_output_register_absorbed(tmp_path, reset):
         assert ram["parameters"]["RESETMODE"] == "SYNC"
 
 
+@pytest.mark.parametrize("other_reset, absorbed", [([5], (1, 2)), ([6], (0, 0))])
+def test_ram_output_register_beside_the_other_ports(tmp_path, other_reset, absorbed):
+    """A port whose capture shares the other port's output-register reset is absorbed too (a
+    36-bit read over DOA and DOB); one with another reset is not (one reset mode per RAM)."""
+    from convhw.toolchain.netlist import absorb_ram_output_registers
+    params = {"CEMUX": "CE", "CLKMUX": "CLK", "LSRMUX": "LSR", "REGSET": "RESET",
+              "GSR": "DISABLED"}
+    netlist = _ram_netlist(params, {"CE": [4], "LSR": [5]})
+    netlist["modules"]["top"]["cells"]["ram"]["connections"]["RSTA"] = other_reset
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(netlist))
+    assert absorb_ram_output_registers(path) == absorbed
+
+
 @pytest.mark.parametrize("case", ["other load", "set, not reset", "other clock"])
 def test_ram_output_register_left_alone(tmp_path, case):
     from convhw.toolchain.netlist import absorb_ram_output_registers

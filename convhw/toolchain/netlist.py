@@ -88,8 +88,9 @@ def absorb_ram_output_registers(netlist_path, *, top="top"):
                     continue
                 enable, reset = control
                 if reset != ["0"]:
-                    # The RAM's reset mode is shared by both ports: the other must not use it.
-                    if cell["connections"].get(f"RST{other}", ["0"]) != ["0"]:
+                    # The RAM's reset mode is shared by both ports: the other must not use its
+                    # reset, or use this one (a 36-bit read split over DOA and DOB).
+                    if cell["connections"].get(f"RST{other}", ["0"]) not in (["0"], reset):
                         continue
                     cell["parameters"]["RESETMODE"] = "SYNC"
                     cell["connections"][f"RST{port}"] = reset
