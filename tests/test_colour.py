@@ -183,6 +183,23 @@ def test_simulate_colour_png_matches_opencv(tmp_path, capsys, photo, kernel, pad
                                            pad)).all()
 
 
+@pytest.mark.parametrize("border, opencv_border", [
+    ("reflect-101", cv2.BORDER_REFLECT_101),       # OpenCV's default
+    ("replicate", cv2.BORDER_REPLICATE),
+])
+def test_simulate_colour_border_modes_match_opencv(tmp_path, capsys, photo, border,
+                                                   opencv_border):
+    save_rgb(tmp_path / "photo.png", photo)
+    status, _, _ = run_cli(capsys, "simulate", "--input", tmp_path / "photo.png", "--kernel",
+                           ODD_KERNEL, "--padding", "same", "--border", border, "--output",
+                           tmp_path / "out.npy")
+    rgb = cv2.cvtColor(cv2.imread(str(tmp_path / "photo.png")), cv2.COLOR_BGR2RGB)
+    expected = cv2.filter2D(rgb.astype(np.float64), cv2.CV_64F, parse_kernel(ODD_KERNEL)
+                            .astype(np.float64), borderType=opencv_border)
+    assert status == 0
+    assert (np.load(tmp_path / "out.npy") == np.moveaxis(np.rint(expected), -1, 0)).all()
+
+
 def test_simulate_rgba_drops_alpha(tmp_path, capsys, photo):
     alpha = np.random.default_rng(3).integers(0, 256, (1, 30, 40))
     save_rgb(tmp_path / "rgba.png", np.vstack([photo, alpha]), "RGBA")
