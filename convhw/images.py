@@ -95,8 +95,8 @@ def _load_image(path):
             wide = [raw for raw in _raw_modes(image) if "16" in raw]
             if image.mode not in _GRAY_MODES and wide:
                 raise ValueError(f"{path}: is a 16-bit {image.mode} image ({wide[0]}), which "
-                                 f"Pillow reads as 8 bits; save its channels as a (3, H, W) "
-                                 f".npy instead")
+                                 f"Pillow reads as 8 bits; save its pixels as a .npy instead "
+                                 f"(colour: (3, H, W))")
             image.load()
     except (OSError, SyntaxError) as error:  # Pillow raises SyntaxError for some broken files
         raise ValueError(f"{path}: not a readable image ({error})")

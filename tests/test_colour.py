@@ -98,11 +98,12 @@ def test_jpeg_read_as_pillow_decodes_it(tmp_path, photo):
     assert (load_frame(str(tmp_path / "p.jpg")) == np.moveaxis(decoded, -1, 0)).all()
 
 
-def test_16_bit_colour_refused(tmp_path):
-    cv2.imwrite(str(tmp_path / "deep.png"), np.full((2, 3, 3), 1000, dtype=np.uint16))
-    with pytest.raises(ValueError, match=r"deep\.png: is a 16-bit RGB image \(RGB;16B\), which "
-                                         r"Pillow reads as 8 bits; save its channels as a "
-                                         r"\(3, H, W\) \.npy instead$"):
+@pytest.mark.parametrize("channels, mode", [(3, "RGB"), (4, "RGBA")])
+def test_16_bit_colour_refused(tmp_path, channels, mode):
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((2, 3, channels), 1000, dtype=np.uint16))
+    with pytest.raises(ValueError, match=rf"deep\.png: is a 16-bit {mode} image \({mode};16B\), "
+                                         rf"which Pillow reads as 8 bits; save its pixels as a "
+                                         rf"\.npy instead \(colour: \(3, H, W\)\)$"):
         load_frame(str(tmp_path / "deep.png"))
 
 
