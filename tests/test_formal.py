@@ -36,6 +36,12 @@ PROVEN = {
     "layer-folded-runtime": lambda: Conv2d(ConvSpec(width=4, height=3, kernel_shape=(3, 3),
                                                     in_channels=2, out_channels=2, pe=1,
                                                     simd=3)),
+    "layer-fully-folded-pointwise": lambda: Conv2d(ConvSpec(
+        width=4, height=3, weights=[[[[1]], [[-2]]], [[[3]], [[4]]]], bias=[5, -6], relu=True,
+        pe=1, simd=1)),
+    "layer-grouped-border-reflect-101": lambda: Conv2d(ConvSpec(
+        width=4, height=3, weights=[[[[1, 2, 1]]], [[[-1, 0, 1]]]], groups=2, padding=(0, 1),
+        border="reflect-101")),
     "conv1d-bounded": lambda: Conv1d(Conv1dSpec(length=8, kernel=[1, 2, 1], padding="same")),
     "conv1d-unbounded": lambda: Conv1d(Conv1dSpec(length=None, kernel=[1, 4, 6, 4, 1],
                                                   stride=2)),

@@ -43,6 +43,8 @@ INVARIANTS = {
     "frame_position": "the outputs of the frame issued so far match the scheduler's position",
     "input_count": "the input beats of the frame taken so far match the scheduler's position",
     "response_budget": "cycles waited so far + cycles still needed <= the response bound",
+    "fold_schedule": "a folded layer's issue gap, emitting pipeline stages and engine step "
+                     "agree with the cycles since the last emitting issue",
 }
 
 PROPERTIES = {**EXTERNAL, **INVARIANTS}

@@ -88,6 +88,7 @@ class Conv2d(StreamingCore):
         next_credit = output.next_can_start
         if spec.folded:
             next_credit = next_credit & self._fold_gap(m, issue & sched.emit)
+            gap = self._gap
         m.d.comb += [
             gate.next_credit.eq(next_credit),
             gate.next_needs_input.eq(sched.next_needs_input),
@@ -171,6 +172,8 @@ class Conv2d(StreamingCore):
 
         if spec.folded:
             results, done = self._folded_datapath(m, p0, s1, s2, tap, inside)
+            if getattr(platform, "formal_checks", False):
+                self._fold_invariants(m, platform, gap, s1, s2)
         else:
             results, done = self._parallel_datapath(m, s1, s2, tap, inside)
         self.write_result(m, output, done, results)
@@ -232,6 +235,7 @@ class Conv2d(StreamingCore):
             return pixel if mask is None else Mux(mask, pixel, spec.border_value)
 
         runtime = spec.runtime_coeffs
+        self._engine = None
         # Each lane finishes its channels' outputs itself when they share scale and shift (one
         # output stage per lane, not per channel); else the collector keeps accumulators.
         lanes_share = all(
@@ -241,7 +245,7 @@ class Conv2d(StreamingCore):
         def finish(lane, total, channels, select):
             return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
 
-        engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,
+        self._engine = engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,
                                 swap=p0.sof if runtime else None,
                                 coef=self.coef if runtime else None,
                                 finish=finish if lanes_share else None,
@@ -267,14 +271,34 @@ class Conv2d(StreamingCore):
         """Whether a position may issue next cycle: ``fold - 1`` cycles pass after each
         position that completes an output (``emits``).
 
-        A down-counter with the flag ``wait <= 1`` kept in a register (set by an equality with
-        2, not by a comparator), so the issue logic sees one flip-flop, not a carry chain."""
+        A down-counter, stopping at 0, with the flag ``wait <= 1`` kept in a register (set by
+        an equality with 2, not by a comparator), so the issue logic sees one flip-flop, not a
+        carry chain."""
         fold = self._spec.fold
         wait = Signal(range(fold), name="fold_wait")
         nearly_free = Signal(init=1, name="fold_nearly_free")   # wait <= 1
         with m.If(emits):
             m.d.sync += [wait.eq(fold - 1), nearly_free.eq(fold - 1 <= 1)]
         with m.Else():
-            # Past zero the counter wraps, but the flag holds until the next emitting issue.
-            m.d.sync += [wait.eq(wait - 1), nearly_free.eq(nearly_free | (wait == 2))]
+            m.d.sync += [wait.eq(Mux(wait == 0, 0, wait - 1)),
+                         nearly_free.eq(nearly_free | (wait == 2))]
+        self._gap = (wait, nearly_free)
         return ~emits & nearly_free
+
+    def _fold_invariants(self, m, platform, gap, s1, s2):
+        """Formal builds only: how the issue gap, the pipeline's emitting stages and the folded
+        engine's step counter agree (a position issued at cycle t is in S1 at t+1 with
+        ``wait = fold-1``, loads at t+2, and its chunk ``s`` is at the heads at t+3+s)."""
+        prop = platform.formal_property
+        fold = self._spec.fold
+        wait, nearly_free = gap
+        engine = self._engine
+        m.d.comb += [
+            prop("fold_schedule", wait <= fold - 1),
+            prop("fold_schedule", nearly_free == (wait <= 1)),
+            prop("fold_schedule", ~s1.emit | (wait == fold - 1)),
+            prop("fold_schedule", ~s2.emit | (wait == fold - 2)),
+            prop("fold_schedule", ~engine.active | (engine.step <= fold - 1)),
+            prop("fold_schedule", ~engine.active | (engine.step > fold - 3)
+                 | (wait == fold - 3 - engine.step)),
+        ]

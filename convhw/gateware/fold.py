@@ -70,6 +70,8 @@ class FoldedDatapath:
     final : Value
         The last chunk is at the rotators' heads (``done`` follows ``final_to_done`` cycles
         later).
+    active, step : Value
+        A position's chunks are at the heads; which one (for formal invariants).
     done : Value
     """
 
@@ -163,6 +165,7 @@ class FoldedDatapath:
             with m.If(write & (write_group == co // pe)):
                 m.d.sync += total.eq(results[co % pe])
             self.accumulators.append(total)
+        self.active, self.step = active, step
         self.final = active & (step == fold - 1)
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
