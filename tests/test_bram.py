@@ -88,5 +88,6 @@ def test_folded_weights_live_in_block_ram(tmp_path, runtime):
     cells, netlist = _yosys_cells(tmp_path, spec, "synth_ice40 -device u")
     weight_rams = [name for name, cell in netlist.items()
                    if cell["type"] == "SB_RAM40_4K" and "weights" in name]
-    # 144 words of 8 lanes x 8 bits (twice over at runtime: active and shadow halves).
-    assert len(weight_rams) == 4, cells
+    # 144 words of 8 lanes x 8 bits: 64-bit words in 16-bit-wide blocks of 256 words; twice
+    # over at runtime (the active and the shadow half).
+    assert len(weight_rams) == (8 if runtime else 4), cells
