@@ -15,8 +15,8 @@ from PIL import Image
 
 from convhw import ConvSpec, Conv1dSpec, __version__
 from convhw.cli import main
-from convhw.cli.errors import CliError
-from convhw.cli.options import runtime_kernel, spec_from_args
+from convhw.errors import CliError
+from convhw.spec_options import runtime_kernel, spec_from_args
 from convhw.golden import conv1d, conv2d
 from convhw.images import demo_image
 from convhw.kernels import parse_kernel

@@ -16,7 +16,7 @@ from PIL import Image
 
 from convhw import ConvSpec
 from convhw.cli import demo as demo_command, synth as synth_command
-from convhw.cli.options import spec_from_args
+from convhw.spec_options import spec_from_args
 from convhw.cli.simulate import picture_levels
 from convhw.export import to_verilog
 from convhw.golden import run_spec

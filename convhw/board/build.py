@@ -154,7 +154,7 @@ def program_board(board, result):
 
 def main(board, argv=None):
     """``python -m boards.<board> build [--build-dir DIR] [spec options] [--baud B] [--program]``."""
-    from ..cli.errors import CliError
+    from ..errors import CliError
 
     parser = argparse.ArgumentParser(prog=f"python -m boards.{board.name}",
                                      description=f"Build the convhw UART accelerator for the "

@@ -7,7 +7,8 @@ runtime-loaded 3x3 coefficients, so one bitstream serves every 3x3 kernel; paddi
 size from its image).
 """
 
-from ..cli.options import add_spec_arguments, runtime_kernel, spec_from_args
+from ..errors import CliError
+from ..spec_options import add_spec_arguments, runtime_kernel, spec_from_args
 
 __all__ = ["BOARD_BAUDS", "DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE", "DEFAULT_RUNTIME_KERNEL",
            "add_board_spec_arguments", "board_spec_from_args", "board_kernel"]
@@ -46,8 +47,10 @@ def board_spec_from_args(args, frame_shape=None):
             args.height = DEFAULT_FRAME[1]
     spec = spec_from_args(args, frame_shape)
     if len(spec.frame_shape) != 2:
-        from ..cli.errors import CliError
         raise CliError("--dims: the boards run the 2-D core; use --dims 2")
+    if spec.is_layer or spec.in_channels != 1:
+        raise CliError("--in-channels/--weights: the board designs stream one single-channel "
+                       "pixel per beat; build multi-channel layers with generate or synth")
     return spec
 
 

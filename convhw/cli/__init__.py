@@ -10,7 +10,7 @@ import importlib
 import re
 import sys
 
-from .errors import CliError
+from ..errors import CliError
 
 __all__ = ["main", "CliError"]
 

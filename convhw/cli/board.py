@@ -22,7 +22,7 @@ from ..board.host import BoardClient, BoardError
 from ..board.transport import SimulatedSerial, open_serial
 from ..golden import run_spec
 from ..images import load_frame, save_frame
-from .errors import CliError
+from ..errors import CliError
 
 __all__ = ["add_parser", "run", "SIM_PORT"]
 

@@ -28,7 +28,7 @@ from ..export import to_verilog
 from ..images import demo_colour_image, demo_image, demo_photo, save_frame
 from ..kernels import parse_kernel
 from ..spec import ConvSpec
-from .errors import CliError, ToolFailed
+from ..errors import CliError, ToolFailed
 from .simulate import picture_levels, run_and_compare
 from .synth import format_report, synthesize_spec
 

@@ -4,8 +4,8 @@ import re
 import sys
 
 from ..export import to_rtlil, to_verilog
-from .errors import CliError
-from .options import add_spec_arguments, spec_from_args
+from ..errors import CliError
+from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run"]
 

@@ -2,7 +2,7 @@
 
 import json
 
-from .options import add_spec_arguments, spec_from_args
+from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run"]
 

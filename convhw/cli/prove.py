@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import CliError, tool_failure
-from .options import add_spec_arguments, spec_from_args
+from ..errors import CliError, tool_failure
+from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run", "build_core", "format_result"]
 

@@ -27,8 +27,8 @@ import numpy as np
 from ..golden import run_spec
 from ..harness import describe_mismatch, simulate
 from ..images import IMAGE_SUFFIXES, load_frame, save_frame
-from .errors import CliError, tool_failure
-from .options import add_spec_arguments, runtime_kernel, spec_from_args
+from ..errors import CliError, tool_failure
+from ..spec_options import add_spec_arguments, runtime_kernel, spec_from_args
 
 __all__ = ["add_parser", "run", "frame_sequence", "run_and_compare", "picture_levels"]
 

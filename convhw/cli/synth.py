@@ -9,8 +9,8 @@ a tool is missing or fails (the end of its log goes to stderr).
 import json
 import sys
 
-from .errors import CliError, tool_failure
-from .options import add_spec_arguments, spec_from_args
+from ..errors import CliError, tool_failure
+from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "synthesize_spec", "format_report"]
 

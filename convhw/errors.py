@@ -1,4 +1,5 @@
-"""The one-line user errors of the ``convhw`` command."""
+"""The one-line user errors of the ``convhw`` command (and of the board builds, which share its
+options)."""
 
 import sys
 

@@ -1,18 +1,20 @@
-"""The spec options shared by every command that builds a core (and by ``boards/``).
+"""The spec options shared by every command that builds a core and by the board builds.
+
+It sits below both :mod:`convhw.cli` and :mod:`convhw.board`, which import it.
 
 :func:`add_spec_arguments` adds them to a parser; :func:`spec_from_args` turns the parsed values
 into a :class:`~convhw.spec.ConvSpec` or :class:`~convhw.spec1d.Conv1dSpec`, and every problem
-into a :class:`~convhw.cli.errors.CliError` that names the option.
+into a :class:`~convhw.errors.CliError` that names the option.
 """
 
 import re
 
 import numpy as np
 
-from ..border import MODES as BORDER_MODES
-from ..kernels import kernel_names, parse_kernel
-from ..spec import ConvSpec
-from ..spec1d import Conv1dSpec
+from .border import MODES as BORDER_MODES
+from .kernels import kernel_names, parse_kernel
+from .spec import ConvSpec
+from .spec1d import Conv1dSpec
 from .errors import CliError
 
 __all__ = ["add_spec_arguments", "spec_from_args", "runtime_kernel"]
