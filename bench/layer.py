@@ -12,7 +12,7 @@ ideal: ``outputs * Cout * KH*KW*Cin / multipliers``. Prints a markdown table (or
 
 import argparse
 import json
-import os
+import math
 import sys
 import tempfile
 
@@ -33,6 +33,14 @@ def layer_spec(pe, simd, size=SIZE):
     return ConvSpec(width=size, height=size, kernel_shape=KERNEL, in_channels=CIN,
                     out_channels=COUT, padding="same", relu=True, shift=8, out_bits=8,
                     pe=pe, simd=simd)
+
+
+def line_buffer_bound(target):
+    """Block RAMs the packed line buffer needs at most: KH-1 rows of every channel per word."""
+    word = (KERNEL[0] - 1) * CIN * 8
+    if target.startswith("ice40"):        # 256 x 16 per SB_RAM40_4K
+        return math.ceil(word / 16) * math.ceil(SIZE / 256)
+    return math.ceil(word / 18) * math.ceil(SIZE / 1024)   # 1024 x 18 per DP16KD
 
 
 def efficiency(pe, simd, backend):
@@ -74,15 +82,16 @@ def main(argv=None):
                                                                    file=sys.stderr))
             row.update(fmax_mhz=report.fmax_mhz, goal_mhz=GOALS_MHZ.get(target),
                        luts=report.luts, ffs=report.ffs, logic_cells=report.logic_cells,
-                       brams=report.brams, dsps=report.dsps)
+                       brams=report.brams, line_buffer_brams=report.line_buffer_brams,
+                       line_buffer_bound=line_buffer_bound(target), dsps=report.dsps)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     columns = ["target", "pe", "simd", "multipliers", "cycles_per_output", "fmax_mhz",
-               "goal_mhz", "logic_cells", "luts", "ffs", "brams", "dsps", "cycles_64",
-               "predicted_64", "busy", "exact"]
+               "goal_mhz", "logic_cells", "luts", "ffs", "brams", "line_buffer_brams",
+               "line_buffer_bound", "dsps", "cycles_64", "predicted_64", "busy", "exact"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in rows:
