@@ -89,8 +89,8 @@ class _Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        in_bytes = protocol.value_bytes(spec.in_bits)
-        out_bytes = protocol.value_bytes(spec.out_bits)
+        in_bytes = protocol.pixel_bytes(spec)
+        out_bytes = protocol.result_bytes(spec)
         coeff_bytes = protocol.value_bytes(spec.coeff_bits)
         n_pixels = spec.width * spec.height
         n_results = spec.out_shape[0] * spec.out_shape[1]
@@ -135,7 +135,7 @@ class _Engine(wiring.Component):
         # Runtime coefficients: the last byte of each writes it to the core's shadow bank.
         coeff_shift = Signal(8 * coeff_bytes)
         coeff_byte = Signal(range(coeff_bytes))
-        coeff_address = Signal(range(spec.taps + 1))
+        coeff_address = Signal(range(max(1, protocol.coefficient_count(spec)) + 1))
         coeff_value = Cat(coeff_shift[8:], byte_in)
         if spec.runtime_coeffs:
             m.d.comb += [core.coef.addr.eq(coeff_address),
@@ -234,7 +234,7 @@ class _Engine(wiring.Component):
                 with m.Else():
                     m.d.comb += [
                         core.i.valid.eq(feeding & rx_fifo.r_rdy & last_byte),
-                        core.i.payload.data.eq(assembled[:spec.in_bits]),
+                        core.i.payload.data.eq(assembled[:protocol.pixel_bits(spec)]),
                         rx_fifo.r_en.eq(feeding & (~last_byte | core.i.ready)),
                         in_crc.valid.eq(rx_fifo.r_en & rx_fifo.r_rdy),
                     ]
@@ -257,7 +257,8 @@ class _Engine(wiring.Component):
                     with m.If(result_count != n_results):
                         m.d.comb += core.o.ready.eq(1)
                         with m.If(core.o.valid):
-                            sender.load(m, core.o.payload.data.as_signed(), out_bytes)
+                            sender.load(m, Value.cast(core.o.payload.data).as_signed(),
+                                        out_bytes)
                             m.d.sync += result_count.eq(result_count + 1)
                     with m.Elif(~feeding):
                         sender.load(m, Cat(code, in_crc.crc, out_crc.crc), protocol.TRAILER_LEN)
@@ -355,7 +356,7 @@ class UARTAccelerator(wiring.Component):
     @property
     def window(self):
         """Pixels the host may send ahead of the results (the accept's ``window``)."""
-        return self._fifo_depth // protocol.value_bytes(self._spec.in_bits)
+        return self._fifo_depth // protocol.pixel_bytes(self._spec)
 
     @property
     def timeout_us(self):

@@ -4,7 +4,8 @@ Building and running must describe the same spec (the header carries its fingerp
 sides fill the gaps the same way: without ``--kernel`` or ``--runtime-coeffs`` the board takes
 runtime-loaded 3x3 coefficients, so one bitstream serves every 3x3 kernel; padding defaults to
 ``same``; a build without ``--width``/``--height`` is for 128x128 frames (the host takes the
-size from its image).
+size from its image). ``--weights`` alone gives a layer with those constant weights
+(``--runtime-coeffs --weights`` a layer whose weights the host loads with each frame).
 """
 
 from ..errors import CliError
@@ -31,7 +32,8 @@ def add_board_spec_arguments(parser):
 
 
 def _fill_kernel(args):
-    if getattr(args, "kernel", None) is None and not getattr(args, "runtime_coeffs", False):
+    if getattr(args, "kernel", None) is None and not getattr(args, "runtime_coeffs", False) \
+            and getattr(args, "weights", None) is None:
         args.runtime_coeffs = True
         if getattr(args, "kernel_size", None) is None:
             args.kernel_size = DEFAULT_KERNEL_SIZE
@@ -48,9 +50,6 @@ def board_spec_from_args(args, frame_shape=None):
     spec = spec_from_args(args, frame_shape)
     if len(spec.frame_shape) != 2:
         raise CliError("--dims: the boards run the 2-D core; use --dims 2")
-    if spec.is_layer or spec.in_channels != 1:
-        raise CliError("--in-channels/--weights: the board designs stream one single-channel "
-                       "pixel per beat; build multi-channel layers with generate or synth")
     return spec
 
 

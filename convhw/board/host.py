@@ -27,7 +27,7 @@ class BoardError(RuntimeError):
 class FrameResult:
     """What came back for one frame.
 
-    ``output`` has the spec's ``out_shape``. ``in_crc_ok`` / ``out_crc_ok`` say whether the
+    ``output`` has the spec's ``out_shape`` (a layer's ``(Cout, OH, OW)``). ``in_crc_ok`` / ``out_crc_ok`` say whether the
     board received the pixels the host sent and the host the results the board sent; a result
     that differs from the golden model with both CRCs good is a computation error.
     """
@@ -133,13 +133,16 @@ class BoardClient:
                          f"board is probably still in an earlier frame; resync first")
 
     def run_frame(self, image, kernel=None):
-        """Send one frame (and ``kernel`` for runtime specs); return a :class:`FrameResult`."""
+        """Send one frame (and ``kernel`` for runtime specs); return a :class:`FrameResult`.
+
+        A layer's ``image`` is ``(Cin, H, W)`` and its runtime ``kernel`` the
+        ``(Cout, Cin/groups, KH, KW)`` weights."""
         spec = self._spec
         pixels = protocol.encode_pixels(spec, image)
         start = self._now()
         accept = self.start(kernel)
-        in_bytes = protocol.value_bytes(spec.in_bits)
-        out_bytes = protocol.value_bytes(spec.out_bits)
+        in_bytes = protocol.pixel_bytes(spec)
+        out_bytes = protocol.result_bytes(spec)
         n_pixels, n_results = spec.width * spec.height, len(self._needed)
         needed, window = self._needed, accept.window
         sent = got = 0
@@ -160,7 +163,7 @@ class BoardClient:
             got = target
         trailer = protocol.decode_trailer(self._read(protocol.TRAILER_LEN, "the trailer"))
         seconds = self._now() - start
-        output = protocol.decode_values(received, spec.out_bits).reshape(spec.out_shape)
+        output = protocol.decode_results(spec, received)
         header_bytes = protocol.header_length(spec)
         return FrameResult(
             output=output, status=trailer.status,

@@ -7,15 +7,18 @@ in two's complement, sign-extended. The board uses the low ``bits`` bits of what
 Host to board, one frame::
 
     header   "C" "V" VERSION  width:u16  height:u16  spec_id:u32
-             [coefficients: taps x ceil(coeff_bits/8) bytes, row-major; runtime specs only]
+             [coefficients: n x ceil(coeff_bits/8) bytes; runtime specs only: n = taps,
+              row-major; a layer's n = spec.coefficient_addresses, one per coefficient-port
+              address in address order, 0 where no weight maps]
              crc:u16 (CRC-16/CCITT-FALSE of every header byte before it)
-    pixels   width*height x ceil(in_bits/8) bytes, row-major (only after the board accepted)
+    pixels   width*height x ceil(Cin*in_bits/8) bytes, row-major (only after the board
+             accepted); a pixel is its stream beat, every channel, channel 0 lowest
 
 Board to host::
 
     reject   "E" code:u8  width:u16  height:u16  spec_id:u32  timeout_us:u32   (the board's own)
     accept   "A" window:u32  timeout_us:u32
-             out_h*out_w x ceil(out_bits/8) bytes of results, row-major
+             out_h*out_w x ceil(Cout*out_bits/8) bytes of results, row-major (beats)
     trailer  status:u8  in_crc:u16  out_crc:u16
 
 The header states the frame size and the spec it was made for (:func:`spec_id`), so a board built
@@ -49,7 +52,8 @@ __all__ = [
     "MAGIC", "VERSION", "ACCEPT", "REJECT", "Status",
     "HEADER_PREFIX_LEN", "ACCEPT_LEN", "REJECT_LEN", "TRAILER_LEN", "MAX_FIFO_BYTES",
     "crc16", "spec_id", "value_bytes", "encode_values", "decode_values",
-    "header_prefix", "encode_header", "encode_pixels", "header_length",
+    "pixel_bits", "result_bits", "pixel_bytes", "result_bytes", "coefficient_values",
+    "header_prefix", "encode_header", "encode_pixels", "decode_results", "header_length",
     "pixels_needed", "window_pixels", "rx_fifo_depth",
     "Accept", "Reject", "Trailer", "decode_accept", "decode_reject", "decode_trailer",
     "encode_accept", "encode_reject", "encode_trailer",
@@ -118,6 +122,16 @@ def spec_id(spec):
         "flip": spec.flip, "shift": spec.shift if spec.requantize else None,
         "out_bits": spec.out_bits,
     }
+    if getattr(spec, "is_layer", False):    # (single-channel specs: ids unchanged)
+        fields.update({
+            "in_channels": spec.in_channels, "out_channels": spec.out_channels,
+            "groups": spec.groups, "pe": spec.pe, "simd": spec.simd,
+            "weights": None if spec.weights is None else np.asarray(spec.weights).tolist(),
+            "bias": [int(b) for b in spec.bias], "relu": bool(spec.relu),
+            "scale": [str(v) for v in spec.scale], "rounding": str(spec.rounding),
+            "clamp": None if spec.clamp is None else str(spec.clamp),
+            "border": spec.border, "border_value": spec.border_value,
+        })
     return zlib.crc32(json.dumps(fields, sort_keys=True).encode())
 
 
@@ -168,6 +182,73 @@ def decode_values(data, bits, *, is_signed=True):
     return np.array(values, dtype=object)
 
 
+def _channels(spec):
+    """``(Cin, Cout)``: the channels of one beat in and out (1, 1 for a single-channel spec)."""
+    if getattr(spec, "is_layer", False):
+        return spec.in_channels, spec.out_channels
+    return 1, 1
+
+
+def pixel_bits(spec):
+    """Bits of one pixel on the line: its beat, ``Cin * in_bits`` (channel 0 lowest)."""
+    return _channels(spec)[0] * spec.in_bits
+
+
+def result_bits(spec):
+    """Bits of one result on the line: its beat, ``Cout * out_bits`` (channel 0 lowest)."""
+    return _channels(spec)[1] * spec.out_bits
+
+
+def pixel_bytes(spec):
+    return value_bytes(pixel_bits(spec))
+
+
+def result_bytes(spec):
+    return value_bytes(result_bits(spec))
+
+
+def coefficient_count(spec):
+    """Runtime coefficients in the header: one per coefficient-port address."""
+    if not spec.runtime_coeffs:
+        return 0
+    return spec.coefficient_addresses if getattr(spec, "is_layer", False) else spec.taps
+
+
+def coefficient_values(spec, kernel):
+    """The header's coefficients: the value of each coefficient-port address, in order.
+
+    ``kernel`` is the row-major ``kernel_shape`` kernel of a single-channel spec, or a layer's
+    ``(Cout, Cin/groups, KH, KW)`` weights (:func:`convhw.stimulus.coefficient_writes` places
+    them; addresses no weight maps to, in a folded layer, carry 0).
+    """
+    kernel = np.asarray(kernel)
+    if not getattr(spec, "is_layer", False):
+        if kernel.shape != spec.kernel_shape:
+            raise ValueError(f"'kernel' shape {kernel.shape} does not match the spec's "
+                             f"'kernel_shape' {spec.kernel_shape}")
+        return kernel.reshape(-1)
+    from ..stimulus import coefficient_writes
+    shape = (spec.out_channels, spec.group_in_channels, *spec.kernel_shape)
+    if kernel.shape != shape:
+        raise ValueError(f"'kernel' shape {kernel.shape} does not match the layer's "
+                         f"(Cout, Cin/groups, KH, KW) weights {shape}")
+    values = np.zeros(spec.coefficient_addresses,
+                      dtype=kernel.dtype if kernel.dtype.kind in "iuO" else np.int64)
+    if kernel.size and kernel.dtype.kind not in "iuO":
+        raise TypeError(f"coefficients must be integers, not {kernel.dtype} values")
+    for addr, value in coefficient_writes(spec, kernel):
+        values[addr] = value
+    return values
+
+
+def _pack(values, bits, channels):
+    """Python integers: each row of ``(n, channels)`` ``values`` side by side, channel 0
+    lowest, ``bits`` each (two's complement)."""
+    mask = (1 << bits) - 1
+    return [sum((int(v) & mask) << (bits * c) for c, v in enumerate(row))
+            for row in values.tolist()]
+
+
 def _check_size(spec):
     for name, value in (("width", spec.width), ("height", spec.height)):
         if value > 0xFFFF:
@@ -182,21 +263,19 @@ def header_prefix(spec):
 
 
 def header_length(spec):
-    coefficients = spec.taps * value_bytes(spec.coeff_bits) if spec.runtime_coeffs else 0
+    coefficients = coefficient_count(spec) * value_bytes(spec.coeff_bits)
     return HEADER_PREFIX_LEN + coefficients + 2
 
 
 def encode_header(spec, kernel=None):
-    """The header of one frame; ``kernel`` (row-major ``kernel_shape``) for runtime specs only."""
+    """The header of one frame; ``kernel`` for runtime specs only: row-major ``kernel_shape``,
+    or a layer's ``(Cout, Cin/groups, KH, KW)`` weights (see :func:`coefficient_values`)."""
     body = header_prefix(spec)
     if spec.runtime_coeffs:
         if kernel is None:
             raise ValueError("a runtime-coefficient spec needs 'kernel' for the header")
-        kernel = np.asarray(kernel)
-        if kernel.shape != spec.kernel_shape:
-            raise ValueError(f"'kernel' shape {kernel.shape} does not match the spec's "
-                             f"'kernel_shape' {spec.kernel_shape}")
-        body += encode_values(kernel, spec.coeff_bits, True, what="coefficient")
+        body += encode_values(coefficient_values(spec, kernel), spec.coeff_bits, True,
+                              what="coefficient")
     elif kernel is not None:
         raise ValueError("'kernel' is only for runtime-coefficient specs; this spec's "
                          "coefficients are built into the hardware")
@@ -204,12 +283,39 @@ def encode_header(spec, kernel=None):
 
 
 def encode_pixels(spec, image):
-    """Row-major pixel bytes of one ``spec.frame_shape`` frame."""
+    """Row-major pixel bytes of one frame: ``spec.frame_shape``, or a layer's ``(Cin, H, W)``.
+
+    A layer's pixel is its beat: the channels' ``in_bits`` side by side, channel 0 lowest, in
+    ``ceil(Cin*in_bits/8)`` little-endian bytes (zero-extended). A one-channel pixel is the
+    single value, as for a single-channel spec.
+    """
     image = np.asarray(image)
-    if image.shape != spec.frame_shape:
-        raise ValueError(f"image shape {image.shape} (height, width) does not match the spec's "
-                         f"{spec.frame_shape}")
-    return encode_values(image, spec.in_bits, spec.in_signed, what="pixel")
+    layer = getattr(spec, "is_layer", False)
+    shape = spec.input_shape if layer else spec.frame_shape
+    if image.shape != shape:
+        raise ValueError(f"image shape {image.shape} ({'channels, ' if layer else ''}height, "
+                         f"width) does not match the spec's {shape}")
+    channels = _channels(spec)[0]
+    if channels == 1:
+        return encode_values(image, spec.in_bits, spec.in_signed, what="pixel")
+    encode_values(image, spec.in_bits, spec.in_signed, what="pixel")      # range check
+    beats = _pack(image.reshape(channels, -1).T, spec.in_bits, channels)
+    return encode_values(np.array(beats, dtype=object), pixel_bits(spec), False)
+
+
+def decode_results(spec, data):
+    """The output frame from result bytes: ``out_shape``, or a layer's ``(Cout, OH, OW)``."""
+    channels = _channels(spec)[1]
+    if not getattr(spec, "is_layer", False):
+        return decode_values(data, spec.out_bits).reshape(spec.out_shape)
+    if channels == 1:
+        return decode_values(data, spec.out_bits).reshape(spec.output_shape)
+    beats = decode_values(data, result_bits(spec), is_signed=False)
+    bits, mask, sign = spec.out_bits, (1 << spec.out_bits) - 1, 1 << (spec.out_bits - 1)
+    values = np.array([[(((int(beat) >> (bits * c)) & mask) ^ sign) - sign
+                        for c in range(channels)] for beat in beats],
+                      dtype=object if bits > 62 else np.int64).reshape(-1, channels)
+    return values.T.reshape(spec.output_shape)
 
 
 def pixels_needed(spec):
@@ -241,7 +347,7 @@ def rx_fifo_depth(spec, *, minimum=512):
     ``minimum`` (a power of two) makes room beyond the bare window, so the host can keep more
     pixels in flight while it waits for results.
     """
-    need = window_pixels(spec) * value_bytes(spec.in_bits)
+    need = window_pixels(spec) * pixel_bytes(spec)
     depth = max(minimum, 1 << math.ceil(math.log2(need)))
     if depth > MAX_FIFO_BYTES:
         raise ValueError(f"the board would need a {depth}-byte receive FIFO to hold "

@@ -63,8 +63,10 @@ class BoardInfo:
 
     def fit(self, spec):
         """``spec`` with ``max_dsps`` set to the board's DSP count when it has too few."""
+        # (A folded layer's multipliers all take DSP blocks, so it is left as it is.)
+        products = spec.multipliers if getattr(spec, "is_layer", False) else spec.taps
         if spec.runtime_coeffs and spec.max_dsps is None and self.dsps is not None \
-                and spec.taps > self.dsps:
+                and products > self.dsps and not getattr(spec, "folded", False):
             return spec.replace(max_dsps=self.dsps)
         return spec
 

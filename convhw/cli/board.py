@@ -44,10 +44,12 @@ def add_parser(subparsers):
                             help=f"serial port (/dev/ttyUSB1, COM3, ...), or '{SIM_PORT}' to "
                                  f"simulate the board")
     run_parser.add_argument("--input", required=True, metavar="FILE",
-                            help="the frame: a 2-D .npy of integers or a grayscale image; its "
-                                 "size gives --width/--height")
+                            help="the frame: a 2-D .npy of integers or a grayscale image, or a "
+                                 "(C, H, W) .npy or colour image for a layer; its size gives "
+                                 "--width/--height")
     run_parser.add_argument("--output", metavar="FILE",
-                            help="write the board's result (.npy exact, .png a picture)")
+                            help="write the board's result (.npy exact, (Cout, OH, OW) for a layer; "
+                                 ".png a picture)")
     run_parser.add_argument("--board", choices=sorted(BOARD_BAUDS), default="icebreaker",
                             help="which board's default --baud to use (default icebreaker)")
     run_parser.add_argument("--baud", type=int, metavar="B",
@@ -80,10 +82,19 @@ def run(args):
         args.timeout = SIM_TIMEOUT if args.port == SIM_PORT else DEFAULT_TIMEOUT
     if args.timeout <= 0:
         raise CliError(f"--timeout: must be a positive number of seconds, not {args.timeout}")
-    frame = load_frame(args.input)
-    if frame.ndim != 2:
-        raise CliError(f"--input: the boards take 2-D frames, not a {frame.ndim}-D array")
+    try:
+        frame = load_frame(args.input)
+    except (ValueError, OSError) as error:
+        raise CliError(f"--input: {error}")
+    if frame.ndim not in (2, 3):
+        raise CliError(f"--input: the boards take 2-D frames or (C, H, W) feature maps, not a "
+                       f"{frame.ndim}-D array")
     spec = board_spec_from_args(args, frame.shape)
+    if spec.is_layer and frame.ndim == 2:
+        if spec.in_channels != 1:
+            raise CliError(f"--in-channels: {spec.in_channels}, but --input is one channel (a "
+                           f"2-D frame of shape {frame.shape})")
+        frame = frame[np.newaxis]    # a 2-D array is one channel
     kernel = board_kernel(args, spec)
     lo, hi = spec.pixel_range
     if frame.min() < lo or frame.max() > hi:
@@ -102,10 +113,13 @@ def run(args):
     expected = run_spec(spec, frame, kernel)
     match = bool(np.array_equal(result.output, expected))
     if args.output:
-        save_frame(args.output, result.output)
+        try:
+            save_frame(args.output, result.output)
+        except (OSError, ValueError) as error:
+            raise CliError(f"--output: {error}")
     report = {
         "match": match, "status": result.status.name, "in_crc_ok": result.in_crc_ok,
-        "out_crc_ok": result.out_crc_ok, "out_shape": list(spec.out_shape),
+        "out_crc_ok": result.out_crc_ok, "out_shape": list(spec.output_shape),
         "seconds": result.seconds, "pixels_per_second": result.pixels_per_second,
         "bytes_sent": result.bytes_sent, "bytes_received": result.bytes_received,
         "mismatches": int(np.count_nonzero(result.output != expected)),
