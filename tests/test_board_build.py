@@ -1,8 +1,8 @@
 """Bitstreams for both boards, built the way ``python -m boards.<board> build`` builds them.
 
 Each build runs Yosys and nextpnr (YoWASP) once, on the boards' default spec (runtime 3x3
-coefficients, "same" padding, 128x128 frames), and checks that the design fits and meets timing
-at the board clock.
+coefficients, "same" padding, 128x128 frames), and once more for the iCEBreaker on a folded
+runtime-weight layer, and checks that the design fits and meets timing at the board clock.
 """
 
 import json
@@ -100,3 +100,17 @@ def test_timing_not_met_fails_clearly(monkeypatch, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "Fmax 9.5 MHz at a 12 MHz board clock: NOT MET" in captured.out
     assert "error: timing NOT met: Fmax 9.5 MHz is below the 12 MHz board clock" in captured.err
+
+
+def test_folded_runtime_layer_bitstream_for_the_icebreaker(tmp_path, capsys):
+    # A 3 -> 2 channel layer, runtime weights folded to 3 multipliers (fold 18): 3 DSP blocks.
+    build_dir = str(tmp_path / "layer")
+    assert main(ICEBREAKER, ["build", "--build-dir", build_dir, "--runtime-coeffs",
+                             "--kernel-size", "3x3", "--in-channels", "3", "--out-channels", "2",
+                             "--pe", "1", "--simd", "3", "--width", "32", "--height", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "3->2 channels" in printed and "board clock: met" in printed
+    assert os.path.getsize(os.path.join(build_dir, f"{NAME}.bin")) > 10_000
+    nextpnr = report(build_dir)
+    assert nextpnr["utilization"]["ICESTORM_DSP"]["used"] == 3
+    assert all(clock["achieved"] >= 12.0 for clock in nextpnr["fmax"].values())

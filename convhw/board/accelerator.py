@@ -320,7 +320,7 @@ class UARTAccelerator(wiring.Component):
     fifo_depth : int, optional
         Receive FIFO bytes, at least the spec's window (default
         :func:`~convhw.board.protocol.rx_fifo_depth`, 512 or more). The host may send
-        ``fifo_depth // ceil(in_bits/8)`` pixels ahead of the results (the accept's window).
+        ``fifo_depth // ceil(Cin*in_bits/8)`` pixels ahead of the results (the accept's window).
 
     Members
     -------
