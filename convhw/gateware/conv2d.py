@@ -246,7 +246,7 @@ class Conv2d(StreamingCore):
             return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
 
         self._engine = engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,
-                                swap=p0.sof if runtime else None,
+                                swap=s1.sof if runtime else None,
                                 coef=self.coef if runtime else None,
                                 finish=finish if lanes_share else None,
                                 finish_stages=spec.back_stages if lanes_share else 0)

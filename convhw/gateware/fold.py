@@ -53,8 +53,8 @@ class FoldedDatapath:
         ``load`` of the next cycle: the weight memory is read one cycle ahead, into a register
         that synthesis can move into the block RAM's output register.
     swap : Value, optional
-        Runtime weights: a start of frame is issued (two cycles before its position's
-        ``load``).
+        Runtime weights: a start of frame is one cycle past its issue (with ``prefetch`` when
+        that position completes an output).
     coef : interface, optional
         Runtime weights: the core's coefficient port (``we``, ``addr``, ``data``).
     finish : callable, optional
@@ -193,25 +193,32 @@ class FoldedDatapath:
         else:
             # Two halves: the active one is read, the other (the shadow) written; a start of
             # frame swaps them after a write. Read and write address different halves in every
-            # cycle (both from the same ``bank``), so they never collide: no bypass logic
+            # cycle (both from the same effective bank), so they never collide: no bypass logic
             # between the block RAM and its output register (``no_rw_check``).
             m.submodules.weights = weights = memory.Memory(
                 shape=width, depth=2 * depth, init=[], attrs={"no_rw_check": 1})
             rd, wr = weights.read_port(), weights.write_port(granularity=cb)
+            # The port's writes are registered first (the port comes from outside: its path to
+            # the block RAM starts at a flip-flop), and so is the swap: ``swap`` is the start of
+            # frame one cycle after its issue, when its first weight word is read, so the bank
+            # in use that cycle is already the swapped one (registers and one LUT, no path from
+            # the issue decision).
+            we, addr = Signal(name="coef_we_r"), Signal.like(coef.addr, name="coef_addr_r")
+            data = Signal.like(coef.data, name="coef_data_r")
+            m.d.sync += [we.eq(coef.we), addr.eq(coef.addr), data.eq(coef.data)]
             bank, pending = Signal(), Signal()
+            swapping = swap & pending
+            in_use = bank ^ swapping
             lane_bits = ceil_log2(lanes)
-            word, lane = coef.addr[lane_bits:], coef.addr[:lane_bits]
+            word, lane = addr[lane_bits:], addr[:lane_bits]
             m.d.comb += [
-                wr.addr.eq(Cat(word[:ceil_log2(depth)], ~bank)),
-                wr.data.eq(coef.data.as_unsigned().replicate(lanes)),
-                rd.addr.eq(Cat(read_addr, bank)),
+                wr.addr.eq(Cat(word[:ceil_log2(depth)], ~in_use)),
+                wr.data.eq(data.as_unsigned().replicate(lanes)),
+                rd.addr.eq(Cat(read_addr, in_use)),
             ]
             for index in range(lanes):
-                m.d.comb += wr.en[index].eq(coef.we & (lane == index) & (word < fold))
-            with m.If(swap & pending):
-                m.d.sync += [bank.eq(~bank), pending.eq(0)]
-            with m.Elif(coef.we):
-                m.d.sync += pending.eq(1)
+                m.d.comb += wr.en[index].eq(we & (lane == index) & (word < fold))
+            m.d.sync += [bank.eq(in_use), pending.eq(Mux(swapping, we, pending | we))]
         held = Signal(width, name="weight_word")
         m.d.sync += held.eq(rd.data)
         return _Word(held, cb)
