@@ -203,21 +203,28 @@ class FoldedDatapath:
             # frame one cycle after its issue, when its first weight word is read, so the bank
             # in use that cycle is already the swapped one (registers and one LUT, no path from
             # the issue decision).
+            lane_bits = ceil_log2(lanes)
+            # The lane enables are decoded before the register: on ECP5 a 36-bit-wide block
+            # RAM takes them on its address pins (byte enables), which then see flip-flops only.
             we, addr = Signal(name="coef_we_r"), Signal.like(coef.addr, name="coef_addr_r")
             data = Signal.like(coef.data, name="coef_data_r")
-            m.d.sync += [we.eq(coef.we), addr.eq(coef.addr), data.eq(coef.data)]
+            enables = Signal(lanes, name="coef_lanes_r")
+            port_word, port_lane = coef.addr[lane_bits:], coef.addr[:lane_bits]
+            m.d.sync += [
+                we.eq(coef.we), addr.eq(coef.addr), data.eq(coef.data),
+                enables.eq(Cat(coef.we & (port_lane == index) & (port_word < fold)
+                               for index in range(lanes))),
+            ]
             bank, pending = Signal(), Signal()
             swapping = swap & pending
             in_use = bank ^ swapping
-            lane_bits = ceil_log2(lanes)
-            word, lane = addr[lane_bits:], addr[:lane_bits]
+            word = addr[lane_bits:]
             m.d.comb += [
                 wr.addr.eq(Cat(word[:ceil_log2(depth)], ~in_use)),
                 wr.data.eq(data.as_unsigned().replicate(lanes)),
                 rd.addr.eq(Cat(read_addr, in_use)),
+                wr.en.eq(enables),
             ]
-            for index in range(lanes):
-                m.d.comb += wr.en[index].eq(we & (lane == index) & (word < fold))
             m.d.sync += [bank.eq(in_use), pending.eq(Mux(swapping, we, pending | we))]
         held = Signal(width, name="weight_word")
         m.d.sync += held.eq(rd.data)
