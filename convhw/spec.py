@@ -228,6 +228,12 @@ class ConvSpec:
                              f"{self._simd}), which all use DSP blocks: lower 'pe' or 'simd'")
 
         self._separable = self._resolve_separable(separable)
+        if self._separable == "runtime" and self.positions_per_frame <= self.vertical_stages:
+            # The horizontal coefficients wait in one pending copy for the frame's first
+            # position to reach the horizontal pass: no second frame may start before.
+            raise ValueError(f"'separable' True with runtime coefficients needs frames of more "
+                             f"than {self.vertical_stages} positions (the vertical pass's "
+                             f"cycles), not {self.positions_per_frame}")
         self._acc_ranges = self._accumulator_ranges()
         self._requantize = (shift is not None or out_bits is not None or scale is not None
                             or clamp is not None)
