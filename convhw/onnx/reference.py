@@ -3,11 +3,13 @@
 :func:`run_network` computes what the hardware computes: the input QuantizeLinear, then per
 layer the exact accumulators (:func:`convhw.golden.conv_layer`) and the exact requantization
 ``clamp(rne(acc * S))`` (:func:`convhw.golden.requantize` with the integer ``scale``/``shift``
-of ``S``), exact max pooling, onnxruntime's average pooling, and the final DequantizeLinear.
+of ``S``), exact max pooling, exact average pooling (:func:`convhw.onnx.pooling.exact_average_pool`), and
+the final DequantizeLinear.
 
 With ``onnxruntime_rounding=True`` each conv, dense and global-average layer rounds
 ``float32(float32(acc) * S)`` instead, as onnxruntime does
-(:func:`convhw.onnx.multiplier.onnxruntime_requantize`): that is onnxruntime's output bit for
+(:func:`convhw.onnx.multiplier.onnxruntime_requantize`), and average pools run onnxruntime's
+float32 arithmetic (:func:`convhw.onnx.pooling.average_pool`): that is onnxruntime's output bit for
 bit, and where the two differ, the difference is onnxruntime's double rounding.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 from ..golden import conv_layer
 from .layers import AveragePoolLayer, ConvLayer, MaxPoolLayer
 from .multiplier import exact_requantize, onnxruntime_requantize
-from .pooling import average_pool, max_pool
+from .pooling import average_pool, exact_average_pool, max_pool
 from .quantization import dequantize_linear, quantize_linear
 
 __all__ = ["run_network", "input_codes", "run_layer", "output_values"]
