@@ -156,8 +156,8 @@ def _layer(**changes):
     ([_layer(), _layer(weights=np.ones((2, 3, 3, 3), int), in_bits=6, in_signed=True)],
      ValueError, r"^layer 0 \(conv \(1, 4, 4\) -> \(2, 4, 4\)\) gives \(2, 4, 4\) but layer 1 "
                  r"\(conv \(3, 4, 4\) -> \(2, 4, 4\)\) takes \(3, 4, 4\)$"),
-    ([_layer(), _layer(weights=np.ones((2, 2, 3, 3), int))],
-     ValueError, r"^layer 0 \(conv \(1, 4, 4\) -> \(2, 4, 4\)\) gives values -32..31, outside "
+    ([_layer(weights=-np.ones((2, 1, 3, 3), int)), _layer(weights=np.ones((2, 2, 3, 3), int))],
+     ValueError, r"^layer 0 \(conv \(1, 4, 4\) -> \(2, 4, 4\)\) gives values -32..0, outside "
                  r"layer 1 \(conv \(2, 4, 4\) -> \(2, 4, 4\)\)'s 8-bit unsigned input "
                  r"\(0..255\)$"),
 ])
