@@ -28,10 +28,11 @@ def input_codes(network, x):
     """The network's input codes ``(N, C, H, W)``: a float input quantized as the model's
     QuantizeLinear does, or an integer input taken as codes already."""
     x = np.asarray(x)
+    given = x.shape
     if x.ndim == 3:
         x = x[np.newaxis]
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(network.input_shape):
-        raise ValueError(f"input of shape {x.shape} does not fit the network's input "
+        raise ValueError(f"input of shape {given} does not fit the network's input "
                          f"(N, {', '.join(map(str, network.input_shape))}) or "
                          f"{network.input_shape}")
     if x.dtype.kind in "iu":
