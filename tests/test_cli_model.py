@@ -44,8 +44,9 @@ def test_simulate_model_pysim_writes_onnxruntime_output(dense_model, capsys):
     assert status == 0, err
     lines = out.splitlines()
     assert lines[0] == "3 inference(s) (1, 8, 8) -> (5,), 4 layers, engine pysim, stall 0.3"
-    assert lines[1].startswith("cycles: ") and "per inference back to back" in lines[1]
-    assert lines[2].startswith("inferences per second: ") and lines[2].endswith(
+    assert lines[1].startswith("folding: conv1 pe=")
+    assert lines[2].startswith("cycles: ") and "per inference back to back" in lines[2]
+    assert lines[3].startswith("inferences per second: ") and lines[3].endswith(
         " at 50 MHz (given)")
     assert "match: yes, bit-exact" in lines
     y = np.load(out_path)
@@ -63,7 +64,10 @@ def test_simulate_model_one_inference_json(dense_model, capsys):
     report = json.loads(out)
     assert report["match"] and report["inferences"] == 1 and report["errors"] == []
     assert report["cycles_per_inference"] == report["cycles"]
-    assert report["bottleneck_cycles_per_inference"] == read_model(model).chain().cycles_per_frame
+    from convhw.folding import balance_network
+    folding = balance_network(read_model(model), max_multipliers=8)   # the UP5K's DSPs
+    assert report["folding"] == folding.to_dict()
+    assert report["bottleneck_cycles_per_inference"] == folding.cycles_per_frame
     assert report["inferences_per_second"] is None and report["written"] == [str(out_path)]
     y = np.load(out_path)
     assert y.shape == (5,)
@@ -102,7 +106,8 @@ def test_generate_model(dense_model, capsys):
     target = folder / "net.v"
     status, out, err = run_cli(capsys, "generate", "--model", path, "-o", target)
     assert status == 0 and out == ""
-    chain = read_model(model).chain()
+    from convhw.folding import balance_network
+    chain = read_model(model).chain(balance_network(read_model(model), max_multipliers=8).foldings)
     assert err.strip() == (f"wrote {target}: module convnet, {chain.in_bits}-bit in, "
                            f"{chain.out_bits}-bit out, 4 layers, {chain.cycles_per_frame} "
                            f"cycles per inference")
@@ -121,7 +126,7 @@ def test_generate_model(dense_model, capsys):
     (["generate", "-o", "-", "--model", "{folder}/missing.onnx"],
      "--model: cannot read '{folder}/missing.onnx'"),
     (["generate", "-o", "-", "--model", "{folder}/x.npy"],
-     "--model: cannot read '{folder}/x.npy' as an ONNX model"),
+     "--model: {folder}/x.npy is not an ONNX model (it does not parse as one)"),
     (["simulate", "--model", "{model}", "--input", "{folder}/x.npy", "--frames", "2"],
      "--frames: not with --model (the inferences are the input's batch N)"),
     (["simulate", "--model", "{model}", "--input", "{folder}/x.npy", "--output", "y.png"],
@@ -132,7 +137,11 @@ def test_generate_model(dense_model, capsys):
     (["simulate", "--model", "{model}", "--input", "{folder}/x.npy", "--clock-mhz", "0"],
      "--clock-mhz: must be a positive number of MHz, not 0.0"),
     (["simulate", "--input", "{folder}/x.npy", "--kernel", "box3", "--clock-mhz", "5"],
-     "--clock-mhz: only with --model"),
+     "--clock-mhz: goes with --model"),
+    (["generate", "-o", "-", "--kernel", "box3", "--width", "4", "--height", "4",
+      "--max-multipliers", "3"], "--max-multipliers: goes with --model"),
+    (["generate", "-o", "-", "--model", "{model}", "--max-multipliers", "1"],
+     "--max-multipliers: the layers need at least 3 multipliers"),
 ])
 def test_model_errors(dense_model, capsys, argv, message):
     _, path, folder, _ = dense_model
