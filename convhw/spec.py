@@ -359,8 +359,10 @@ class ConvSpec:
                                    ("x", ("left", "right"), pads[1], self.span[1])):
             for side, p in zip(sides, p2):
                 if p >= s:
-                    raise ValueError(f"'padding' {p} on the {side} (axis {axis}) must be smaller "
-                                     f"than the effective kernel size {s} (dilation*(K-1)+1)")
+                    where = (f"axis {axis}" if p2[0] == p2[1] else
+                             f"the {side} (axis {axis})")
+                    raise ValueError(f"'padding' {p} on {where} must be smaller than the "
+                                     f"effective kernel size {s} (dilation*(K-1)+1)")
         return pads
 
     def _accumulator_ranges(self):

@@ -286,7 +286,6 @@ class AveragePoolLayer:
         from ..spec import ConvSpec
         from .pooling import average_multiplier
 
-        raise ValueError("AveragePool is not built in hardware yet")
         if not self.count_include_pad and self.has_padding:
             raise ValueError(f"AveragePool with count_include_pad=0 and padding "
                              f"{self.padding} divides each window by its own in-frame cell "

@@ -59,7 +59,7 @@ def run_layer(layer, v, *, onnxruntime_rounding=False):
     if isinstance(layer, MaxPoolLayer):
         return max_pool(v, layer)
     if isinstance(layer, AveragePoolLayer):
-        return average_pool(v, layer)
+        return average_pool(v, layer) if onnxruntime_rounding else exact_average_pool(v, layer)
     raise TypeError(f"not a layer: {layer!r}")
 
 
