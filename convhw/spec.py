@@ -148,6 +148,9 @@ class ConvSpec:
         are built from logic. ``None`` puts no limit.
     pe, simd : int, optional
         Folding: output channels in parallel, and products per output channel per cycle.
+    pixels_per_clock : int
+        1, 2, 4 or 8 pixels per stream beat (N lanes, see :attr:`beat_width`). N > 1 needs
+        stride 1, an unfolded layer and a width that is a multiple of N.
 
     Raises
     ------

@@ -31,6 +31,12 @@ Frame edges
     ``first`` arriving mid-frame ends that frame early: its missing pixels are taken as zeros,
     its outputs all come out, and the new frame starts with that pixel. Input ``last`` is not
     needed and is ignored.
+
+N pixels per clock
+    With ``spec.pixels_per_clock`` N > 1 every stream beat carries N consecutive pixels of a row
+    (outputs), the leftmost in the lowest bits, and the core walks beats: a line buffer N pixels
+    wide, a window chain that shifts N pixels per clock, one datapath per lane
+    (``docs/architecture.md``, "N pixels per clock").
 """
 
 from dataclasses import replace
