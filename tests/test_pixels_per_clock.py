@@ -185,6 +185,10 @@ def test_cli_info_and_refusal(capsys):
                  "--pixels-per-clock", "2"]) == 2
     assert "--pixels-per-clock: a 1-D core takes 1 sample per clock, not 2" in \
         capsys.readouterr().err
+    assert main(["prove", "--width", "8", "--height", "4", "--kernel", "gaussian3",
+                 "--pixels-per-clock", "2"]) == 2
+    assert "--pixels-per-clock: prove checks cores of 1 pixel per clock, not 2" in \
+        capsys.readouterr().err
 
 
 def test_cli_simulate_png(tmp_path, capsys):
