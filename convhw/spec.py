@@ -41,6 +41,7 @@ core ``latency`` cycles after that position's issue. Left and right padding over
 neighbouring rows, so it costs no cycles.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -772,6 +773,36 @@ class ConvSpec:
     def cycles_per_output(self):
         """Cycles a position that completes an output takes: :attr:`fold`."""
         return self.fold
+
+    @property
+    def frame_interval(self):
+        """Cycles between the first inputs of consecutive frames streamed back to back without
+        stalls: every position once, ``fold`` cycles for each that completes an output."""
+        out_h, out_w = self.out_shape
+        return self.positions_per_frame + (self.fold - 1) * out_h * out_w
+
+    @property
+    def line_buffer_bits(self):
+        """Bits of the line buffer: ``span_h - 1`` rows of every input channel."""
+        return (self.span[0] - 1) * self._width * self._in_bits * self._in_channels
+
+    @property
+    def weight_bits(self):
+        """Bits of the weights: ``Cout * Cin/groups * KH * KW`` coefficients."""
+        return self.coefficient_count * self._coeff_bits
+
+    def with_folding(self, pe, simd):
+        """This spec folded as ``pe`` x ``simd``: :meth:`replace` without checking the weights
+        again (cheap, for searching foldings)."""
+        pe = _fold_factor("pe", pe, self._out_channels, "the output channels")
+        simd = _fold_factor("simd", simd, self.inputs_per_output,
+                            "the inputs of one output, KH*KW*Cin/groups")
+        folded = copy.copy(self)
+        folded._pe, folded._simd = pe, simd
+        folded._args = {**self._args, "pe": pe, "simd": simd}
+        if folded.folded and self._max_dsps is not None and self._max_dsps < folded.multipliers:
+            return self.replace(pe=pe, simd=simd)   # (raises the constructor's error)
+        return folded
 
     def replace(self, **changes):
         """A new spec with some constructor arguments changed (validated again)."""
