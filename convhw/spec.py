@@ -777,9 +777,9 @@ class ConvSpec:
     @property
     def frame_interval(self):
         """Cycles between the first inputs of consecutive frames streamed back to back without
-        stalls: every position once, ``fold`` cycles for each that completes an output."""
+        stalls: every position (beat) once, ``fold`` cycles for each that completes an output."""
         out_h, out_w = self.out_shape
-        return self.positions_per_frame + (self.fold - 1) * out_h * out_w
+        return self.beats_per_frame + (self.fold - 1) * out_h * out_w
 
     @property
     def line_buffer_bits(self):
@@ -800,7 +800,8 @@ class ConvSpec:
         folded = copy.copy(self)
         folded._pe, folded._simd = pe, simd
         folded._args = {**self._args, "pe": pe, "simd": simd}
-        if folded.folded and self._max_dsps is not None and self._max_dsps < folded.multipliers:
+        if folded.folded and (self._ppc > 1 or self._max_dsps is not None
+                              and self._max_dsps < folded.multipliers):
             return self.replace(pe=pe, simd=simd)   # (raises the constructor's error)
         return folded
 
