@@ -41,6 +41,7 @@ core ``latency`` cycles after that position's issue. Left and right padding over
 neighbouring rows, so it costs no cycles.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -51,7 +52,14 @@ from .requant import OutputStage
 from .separable import best_factors, digits
 from .terms import PRODUCT, tap_terms, tree_depth
 
-__all__ = ["ConvSpec", "signed_bits", "pair", "validate_positive_int"]
+__all__ = ["ConvSpec", "OPERATIONS", "signed_bits", "pair", "validate_positive_int",
+           "PIXELS_PER_CLOCK"]
+
+#: What a core computes over each window: a convolution, or the maximum (a max pool).
+OPERATIONS = ("conv", "max-pool")
+
+#: The pixels per clock (lanes) a core can take and give.
+PIXELS_PER_CLOCK = (1, 2, 4, 8)
 
 #: The name other specs import (the 1-D spec validates its integers with it too).
 validate_positive_int = validate_int
@@ -117,8 +125,8 @@ class ConvSpec:
         ``max(v, 0)`` after the bias, before requantization.
     stride, dilation : int or (int, int)
         Per axis ``(y, x)``, each ``>= 1``.
-    padding : int, (int, int) or "same"
-        Padding per axis, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
+    padding : int, (int, int), ((int, int), (int, int)) or "same"
+        Padding per axis, ``((top, bottom), (left, right))``, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
         odd cell at the bottom/right.
     border : "constant", "replicate", "reflect" or "reflect-101"
         What the padding holds (OpenCV's border modes, :mod:`convhw.border`): ``border_value``
@@ -146,6 +154,13 @@ class ConvSpec:
         are built from logic. ``None`` puts no limit.
     pe, simd : int, optional
         Folding: output channels in parallel, and products per output channel per cycle.
+    operation : "conv" or "max-pool"
+        ``"max-pool"``: the maximum of each ``kernel_shape`` window of each of ``in_channels``
+        channels (padding cells never win), then ``relu``/``out_bits``/``clamp`` saturation;
+        no weights, bias, scaling or folding.
+    pixels_per_clock : int
+        1, 2, 4 or 8 pixels per stream beat (N lanes, see :attr:`beat_width`). N > 1 needs
+        stride 1, an unfolded layer and a width that is a multiple of N.
     separable : bool, optional
         ``None`` (automatic): a constant kernel that is an outer product of two integer vectors
         is built as a vertical then a horizontal 1-D pass when that takes fewer adder-tree
@@ -163,7 +178,7 @@ class ConvSpec:
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
-                 border_value=0, separable=None):
+                 border_value=0, operation="conv", pixels_per_clock=1, separable=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -171,7 +186,16 @@ class ConvSpec:
                           coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
                           pe=pe, simd=simd, border=border, border_value=border_value,
+                          operation=operation, pixels_per_clock=pixels_per_clock,
                           separable=separable)
+        if operation not in OPERATIONS:
+            raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
+                             f"not {operation!r}")
+        self._operation = operation
+        if operation == "max-pool":
+            weights, kernel_shape, groups, in_channels = self._pool_weights(
+                kernel, weights, kernel_shape, in_channels, out_channels, bias, scale, shift,
+                pe, simd, border, border_value)
         self._width = validate_int("width", width)
         self._height = validate_int("height", height)
         self._layer = (weights is not None or in_channels is not None
@@ -227,6 +251,11 @@ class ConvSpec:
                              f"multipliers of the folded layer (pe {self._pe} x simd "
                              f"{self._simd}), which all use DSP blocks: lower 'pe' or 'simd'")
 
+        self._ppc = self._resolve_pixels_per_clock(pixels_per_clock)
+        if self._operation == "max-pool" and self._ppc > 1:
+            raise ValueError(f"'pixels_per_clock' {self._ppc} does not apply to "
+                             f"'operation'='max-pool', which takes 1")
+
         self._separable = self._resolve_separable(separable)
         if self._separable == "runtime" and self.positions_per_frame <= self.vertical_stages:
             # The horizontal coefficients wait in one pending copy for the frame's first
@@ -241,6 +270,32 @@ class ConvSpec:
                                   shift=shift, rounding=rounding, out_bits=out_bits, clamp=clamp)
 
     # --- construction ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _pool_weights(kernel, weights, kernel_shape, in_channels, out_channels, bias, scale,
+                      shift, pe, simd, border, border_value):
+        """A max pool's arguments as a depthwise layer of all-ones weights (which only size
+        the window; the datapath takes the maximum)."""
+        if kernel is not None or weights is not None:
+            raise ValueError("'operation'='max-pool' takes 'kernel_shape', not 'kernel' or "
+                             "'weights'")
+        if kernel_shape is None:
+            raise ValueError("'operation'='max-pool' needs 'kernel_shape' (KH, KW)")
+        for name, value in (("bias", bias), ("scale", scale), ("shift", shift), ("pe", pe),
+                            ("simd", simd)):
+            if value is not None:
+                raise ValueError(f"'{name}' does not apply to 'operation'='max-pool' (a max "
+                                 f"pool only saturates), not {value!r}")
+        if border != "constant" or border_value:
+            raise ValueError(f"'operation'='max-pool' takes no 'border' (padding never wins), "
+                             f"not {border!r} with value {border_value!r}")
+        channels = 1 if in_channels is None else validate_int("in_channels", in_channels)
+        if out_channels is not None and out_channels != channels:
+            raise ValueError(f"'out_channels' {out_channels!r} must equal 'in_channels' "
+                             f"{channels} for 'operation'='max-pool'")
+        kh, kw = pair("kernel_shape", kernel_shape)
+        ones = [[[[1] * kw for _ in range(kh)]] for _ in range(channels)]
+        return ones, (kh, kw), channels, channels
 
     def _resolve_weights(self, kernel, weights, kernel_shape, in_channels, out_channels, groups):
         if in_channels is not None:
@@ -316,12 +371,46 @@ class ConvSpec:
                 raise ValueError(f"'padding'='same' needs 'stride' 1, not {self._stride!r}")
             spans = self.span
             return tuple(((s - 1) // 2, (s - 1) - (s - 1) // 2) for s in spans)
-        py, px = pair("padding", padding, minimum=0)
-        for axis, p, s in (("y", py, self.span[0]), ("x", px, self.span[1])):
-            if p >= s:
-                raise ValueError(f"'padding' {p} on axis {axis} must be smaller than the "
-                                 f"effective kernel size {s} (dilation*(K-1)+1)")
-        return ((py, py), (px, px))
+        if (isinstance(padding, (tuple, list)) and len(padding) == 2
+                and all(isinstance(p, (tuple, list)) for p in padding)):
+            if not all(len(p) == 2 for p in padding):
+                raise ValueError(f"'padding' must be P, (PY, PX) or ((top, bottom), "
+                                 f"(left, right)), not {padding!r}")
+            pads = tuple(tuple(validate_int("padding", v, minimum=0) for v in p)
+                         for p in padding)
+        else:
+            py, px = pair("padding", padding, minimum=0)
+            pads = ((py, py), (px, px))
+        for axis, sides, p2, s in (("y", ("top", "bottom"), pads[0], self.span[0]),
+                                   ("x", ("left", "right"), pads[1], self.span[1])):
+            for side, p in zip(sides, p2):
+                if p >= s:
+                    where = (f"axis {axis}" if p2[0] == p2[1] else
+                             f"the {side} (axis {axis})")
+                    raise ValueError(f"'padding' {p} on {where} must be smaller than the "
+                                     f"effective kernel size {s} (dilation*(K-1)+1)")
+        return pads
+
+    def _resolve_pixels_per_clock(self, value):
+        if value not in PIXELS_PER_CLOCK or not _is_int(value):
+            raise ValueError(f"'pixels_per_clock' must be one of "
+                             f"{', '.join(map(str, PIXELS_PER_CLOCK))}, not {value!r}")
+        value = int(value)
+        if value == 1:
+            return value
+        if self._width % value:
+            raise ValueError(f"'width' {self._width} must be a multiple of 'pixels_per_clock' "
+                             f"{value} (a beat carries {value} pixels of one row; widths are "
+                             f"never truncated)")
+        if self._stride != (1, 1):
+            raise ValueError(f"'pixels_per_clock' {value} needs 'stride' 1, not "
+                             f"{self._stride[0] if self._stride[0] == self._stride[1] else self._stride!r} "
+                             f"(only 1 pixel per clock allows a larger stride)")
+        if self.folded:
+            raise ValueError(f"'pixels_per_clock' {value} needs an unfolded layer ('pe' "
+                             f"{self._out_channels} and 'simd' {self.inputs_per_output}), not "
+                             f"'pe' {self._pe} and 'simd' {self._simd}")
+        return value
 
     def _resolve_separable(self, separable):
         """The separable form's vertical and horizontal vectors per output channel (tap order),
@@ -331,10 +420,12 @@ class ConvSpec:
                             f"not {separable!r}")
         if separable is False:
             return None
-        # Hook: the N-pixels-per-clock core is built in the 2-D form only.
-        ppc = getattr(self, "_pixels_per_clock", 1)
+        # The N-pixels-per-clock core and the max pool are built in the 2-D form only.
+        ppc = self._ppc
         reason, factors = None, None
-        if self.folded:
+        if self._operation != "conv":
+            reason = f"'operation' {self._operation!r} has no kernel to separate"
+        elif self.folded:
             reason = (f"a folded layer ('pe' {self._pe}, 'simd' {self._simd}) is built in the "
                       f"2-D form")
         elif ppc > 1:
@@ -378,6 +469,8 @@ class ConvSpec:
                      for row in range(kh))
 
     def _accumulator_ranges(self):
+        if self._operation == "max-pool":
+            return (self.pixel_range,) * self._out_channels
         # A tap holds a pixel, 0 or the border value, all in the pixel range (which holds 0).
         xlo, xhi = self.pixel_range
         cb = self._coeff_bits
@@ -610,7 +703,9 @@ class ConvSpec:
         if self._weights is not None:
             return 0
         products = self.multipliers
-        return products if self._max_dsps is None else min(products, self._max_dsps)
+        # ``max_dsps`` bounds the whole core: each of the lanes gets an equal share.
+        return products if self._max_dsps is None else min(
+            products, self._max_dsps // self.pixels_per_clock)
 
     def channel_terms(self, co):
         """Adder-tree inputs of output channel ``co`` (unfolded specs):
@@ -757,11 +852,18 @@ class ConvSpec:
 
     @property
     def multipliers(self):
-        """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants);
-        ``(KH + KW)`` per channel in the separable form."""
+        """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants); 0
+        for a max pool; ``(KH + KW)`` per channel in the separable form."""
+        if self._operation == "max-pool":
+            return 0
         if getattr(self, "_separable", None) is not None:
             return self._out_channels * sum(self._kernel_shape)
         return self._pe * self._simd
+
+    @property
+    def operation(self):
+        """``"conv"``, or ``"max-pool"``: the maximum of each window, padding excluded."""
+        return self._operation
 
     # --- border -------------------------------------------------------------------------------
 
@@ -798,15 +900,57 @@ class ConvSpec:
 
     @property
     def stream_width(self):
-        """Positions per stream row: ``width``, longer only when an output row needs more."""
-        out_w = self.out_shape[1]
-        return max(self._width, (out_w - 1) * self._stride[1] + 1)
+        """Positions per stream row: ``width``, longer only when an output row needs more (and
+        then rounded up to whole beats)."""
+        out_w, lanes = self.out_shape[1], self.pixels_per_clock
+        return -(-max(self._width, (out_w - 1) * self._stride[1] + 1) // lanes) * lanes
 
     @property
     def positions_per_frame(self):
         """Positions per frame: every input pixel's, then on to the last output's."""
         out_h, out_w = self.out_shape
         return max(self._height * self.stream_width, self.output_position(out_h - 1, out_w - 1) + 1)
+
+    # With ``pixels_per_clock`` N, the scheduler walks *beats*: N consecutive positions of a
+    # stream row, one beat per clock. Output beat ``c`` of row ``oy`` holds outputs
+    # ``c*N ... c*N + N - 1`` and is computed at the first beat that holds all their positions.
+    # With N = 1 a beat is a position and these equal the position figures.
+
+    @property
+    def pixels_per_clock(self):
+        """Pixels per input beat and outputs per output beat (lanes)."""
+        return self._ppc
+
+    @property
+    def beat_width(self):
+        """Beats per stream row: ``stream_width / pixels_per_clock``."""
+        return self.stream_width // self._ppc
+
+    @property
+    def beat_col_offset(self):
+        """Beat (relative to ``c``) at which output beat ``c`` is computed:
+        ``ceil(col_offset / pixels_per_clock)``."""
+        return -(-self.col_offset // self._ppc)
+
+    @property
+    def out_beats(self):
+        """Output beats per output row, ``ceil(out_width / pixels_per_clock)``: the last one
+        is partial when the output width is not a multiple of the lanes (its unused lanes
+        hold 0)."""
+        return -(-self.out_shape[1] // self._ppc)
+
+    def output_beat(self, oy, c):
+        """Stream beat at which output beat ``c`` of row ``oy`` is computed."""
+        return ((oy * self._stride[0] + self.row_offset) * self.beat_width
+                + c * self._stride[1] + self.beat_col_offset)
+
+    @property
+    def beats_per_frame(self):
+        """Beats (clocks without stalls) per frame: every input beat's, then on to the last
+        output beat's."""
+        out_h = self.out_shape[0]
+        return max(self._height * self.beat_width,
+                   self.output_beat(out_h - 1, self.out_beats - 1) + 1)
 
     def output_position(self, oy, ox):
         """Stream position at which output ``(oy, ox)`` is computed."""
@@ -826,7 +970,10 @@ class ConvSpec:
 
     @property
     def tree_depth(self):
-        """Registered levels of the adder trees (of the SIMD tree when folded)."""
+        """Registered levels of the adder trees (of the SIMD tree when folded; of the
+        comparison tree of a max pool)."""
+        if self._operation == "max-pool":
+            return tree_depth(self.taps)
         if self.folded:
             return tree_depth(self._simd)
         if self.separable:
@@ -871,13 +1018,44 @@ class ConvSpec:
     def cycles_per_frame(self):
         """Cycles from a frame's first input to its last output, without stalls."""
         out_h, out_w = self.out_shape
-        return (self.output_position(out_h - 1, out_w - 1) + (self.fold - 1) * (out_h * out_w - 1)
-                + self.latency)
+        return (self.output_beat(out_h - 1, self.out_beats - 1)
+                + (self.fold - 1) * (out_h * out_w - 1) + self.latency)
 
     @property
     def cycles_per_output(self):
         """Cycles a position that completes an output takes: :attr:`fold`."""
         return self.fold
+
+    @property
+    def frame_interval(self):
+        """Cycles between the first inputs of consecutive frames streamed back to back without
+        stalls: every position (beat) once, ``fold`` cycles for each that completes an output."""
+        out_h, out_w = self.out_shape
+        return self.beats_per_frame + (self.fold - 1) * out_h * out_w
+
+    @property
+    def line_buffer_bits(self):
+        """Bits of the line buffer: ``span_h - 1`` rows of every input channel."""
+        return (self.span[0] - 1) * self._width * self._in_bits * self._in_channels
+
+    @property
+    def weight_bits(self):
+        """Bits of the weights: ``Cout * Cin/groups * KH * KW`` coefficients."""
+        return self.coefficient_count * self._coeff_bits
+
+    def with_folding(self, pe, simd):
+        """This spec folded as ``pe`` x ``simd``: :meth:`replace` without checking the weights
+        again (cheap, for searching foldings)."""
+        pe = _fold_factor("pe", pe, self._out_channels, "the output channels")
+        simd = _fold_factor("simd", simd, self.inputs_per_output,
+                            "the inputs of one output, KH*KW*Cin/groups")
+        folded = copy.copy(self)
+        folded._pe, folded._simd = pe, simd
+        folded._args = {**self._args, "pe": pe, "simd": simd}
+        if folded.folded and (self._ppc > 1 or self._max_dsps is not None
+                              and self._max_dsps < folded.multipliers):
+            return self.replace(pe=pe, simd=simd)   # (raises the constructor's error)
+        return folded
 
     def replace(self, **changes):
         """A new spec with some constructor arguments changed (validated again)."""
@@ -897,7 +1075,8 @@ class ConvSpec:
                 self._in_channels, self._out_channels, self._groups, self._layer, self._stride,
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
-                self._stage._key(), self._border, self._border_value, self.separable)
+                self._stage._key(), self._border, self._border_value, self._operation,
+                self._ppc, self.separable)
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
@@ -914,8 +1093,12 @@ class ConvSpec:
             "out_shape": list(self.out_shape), "latency": self.latency,
             "cycles_per_frame": self.cycles_per_frame,
         }
+        if self._operation != "conv":
+            facts["operation"] = self._operation
         if self._border != "constant" or self._border_value:   # (default: headers unchanged)
             facts.update(border=self._border, border_value=self._border_value)
+        if self._ppc > 1:   # (default: headers unchanged)
+            facts.update(pixels_per_clock=self._ppc)
         if self.separable:   # (the 2-D form: headers unchanged)
             facts["form"] = "separable"
             if self.separable_factors is not None:
@@ -944,11 +1127,15 @@ class ConvSpec:
             kernel = f"kernel_shape={self._kernel_shape}"
         channels = (f", {self._in_channels}->{self._out_channels} channels, groups={self._groups}"
                     if self._layer else "")
+        if self._operation != "conv":
+            kernel = f"operation={self._operation!r}, kernel_shape={self._kernel_shape}"
         return (f"ConvSpec({self._width}x{self._height}, {kernel}{channels}, "
                 f"stride={self._stride}, padding={self._padding}, dilation={self._dilation}, "
                 f"in_bits={self._in_bits}{', signed' if self._in_signed else ''}, "
                 f"coeff_bits={self._coeff_bits}, flip={self._flip}, out_bits={self.out_bits}"
-                f"{self._border_repr()}{', separable' if self.separable else ''})")
+                f"{self._border_repr()}"
+                f"{f', pixels_per_clock={self._ppc}' if self._ppc > 1 else ''}"
+                f"{', separable' if self.separable else ''})")
 
     def _border_repr(self):
         if self._border == "constant" and not self._border_value:

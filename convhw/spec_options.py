@@ -29,7 +29,8 @@ OPTION_OF = {
     "out_bits": "--out-bits", "max_dsps": "--max-dsps", "weights": "--weights",
     "groups": "--groups", "bias": "--bias", "relu": "--relu", "in_channels": "--in-channels",
     "out_channels": "--out-channels", "pe": "--pe", "simd": "--simd", "border": "--border",
-    "border_value": "--border-value", "separable": "--separable",
+    "border_value": "--border-value", "pixels_per_clock": "--pixels-per-clock",
+    "separable": "--separable",
 }
 
 
@@ -79,6 +80,9 @@ def add_spec_arguments(parser):
     group.add_argument("--max-dsps", type=int, metavar="N",
                        help="runtime coefficients: at most N multipliers in DSP blocks, the rest "
                             "in logic")
+    group.add_argument("--pixels-per-clock", type=int, default=1, metavar="N",
+                       help="pixels per input beat and outputs per output beat: 1, 2, 4 or 8 "
+                            "(default 1; N > 1 needs stride 1 and a width multiple of N)")
     layer = parser.add_argument_group("CNN layer (multi-channel)")
     layer.add_argument("--weights", metavar="FILE.npy",
                        help="layer weights (Cout, Cin/groups, KH, KW) integers; not with --kernel "
@@ -332,14 +336,18 @@ def spec_from_args(args, frame_shape=None):
             raise CliError(f"--{'' if separable else 'no-'}separable: a 1-D core has one row; "
                            f"the option is for 2-D kernels")
         common["separable"] = separable
+    lanes = getattr(args, "pixels_per_clock", 1)
     try:
         if dims == 1:
             for option in ("stride", "dilation"):
                 if isinstance(common[option], tuple):
                     raise CliError(f"--{option}: a 1-D core takes one integer, not "
                                    f"{getattr(args, option)!r}")
+            if lanes != 1:
+                raise CliError(f"--pixels-per-clock: a 1-D core takes 1 sample per clock, "
+                               f"not {lanes}")
             return Conv1dSpec(**geometry, **kernel_args, **common)
-        return ConvSpec(**geometry, **kernel_args, **layer, **common)
+        return ConvSpec(**geometry, **kernel_args, **layer, **common, pixels_per_clock=lanes)
     except (ValueError, TypeError) as error:
         raise _spec_error(error) from None
 
@@ -379,3 +387,4 @@ def runtime_kernel(args, spec):
         raise CliError(f"{option}: coefficient {bad[0]} does not fit --coeff-bits "
                        f"{spec.coeff_bits} (signed range {lo}..{hi})")
     return kernel
+

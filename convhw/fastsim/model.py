@@ -101,12 +101,14 @@ class Model:
 
 
 def _out_words(spec):
-    return max(1, -(-spec.out_bits * getattr(spec, "out_channels", 1) // 32))
+    return max(1, -(-spec.out_bits * getattr(spec, "out_channels", 1)
+                    * getattr(spec, "pixels_per_clock", 1) // 32))
 
 
 def in_words(spec):
-    """32-bit words of ``s_axis_tdata``: every input channel of a pixel."""
-    return max(1, -(-spec.in_bits * getattr(spec, "in_channels", 1) // 32))
+    """32-bit words of ``s_axis_tdata``: every input channel of a pixel (of each lane)."""
+    return max(1, -(-spec.in_bits * getattr(spec, "in_channels", 1)
+                    * getattr(spec, "pixels_per_clock", 1) // 32))
 
 
 def _flags(spec, trace):
@@ -172,8 +174,8 @@ def _sources_digest():
 def _design_id(dut):
     """What determines the Verilog of a stock core (its class, its spec, the sources), or
     ``None`` for any other core."""
-    from ..gateware import Conv1d, Conv2d
-    if type(dut) not in (Conv2d, Conv1d):
+    from ..gateware import Chain, Conv1d, Conv2d
+    if type(dut) not in (Conv2d, Conv1d, Chain):
         return None
     return f"{type(dut).__qualname__} {_identity(dut.spec)!r} {_sources_digest()}"
 
