@@ -15,7 +15,15 @@ import math
 
 from .terms import csd_digits
 
-__all__ = ["factor", "best_factors", "fitting_factors", "digits"]
+__all__ = ["factor", "best_factors", "fitting_factors", "digits", "DSP_OPERAND_BITS", "LOW_BIT"]
+
+#: A runtime horizontal product multiplies a vertical sum, wider than a pixel. In a DSP block it
+#: takes the sum's high part, at most this many bits (the iCE40's 16x16 multipliers; the ECP5's
+#: are 18x18), and each bit below it gates the coefficient into the adder tree (``LOW_BIT``
+#: terms), so that no product is split across blocks.
+DSP_OPERAND_BITS = 16
+#: Term kind: the coefficient, gated by one low bit of a vertical sum.
+LOW_BIT = "low-bit"
 
 
 def digits(vector):

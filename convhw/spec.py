@@ -49,7 +49,7 @@ import numpy as np
 from .bits import is_int as _is_int, pair, signed_bits, validate_int
 from .border import AxisBorder, check_border_padding, validate_border
 from .requant import OutputStage
-from .separable import best_factors, digits
+from .separable import DSP_OPERAND_BITS, LOW_BIT, best_factors, digits
 from .terms import PRODUCT, tap_terms, tree_depth
 
 __all__ = ["ConvSpec", "OPERATIONS", "signed_bits", "pair", "validate_positive_int",
@@ -758,11 +758,20 @@ class ConvSpec:
         size = (kh, kw)[axis]
         first = (co * kw) if axis else (self._out_channels * kw + co * kh)
         result = []
+        low = 0
+        if axis and self._separable == "runtime":
+            low = max(0, signed_bits(*self.vertical_range(co)) - DSP_OPERAND_BITS)
         for index in range(size):
             coeff = None if self._separable == "runtime" else self._separable[co][axis][index]
+            tap = (0, index) if axis else (index, 0)
             for kind, shift, negative in tap_terms(coeff, self._coeff_bits,
                                                    use_dsp=first + index < self.dsp_taps):
-                tap = (0, index) if axis else (index, 0)
+                if kind == PRODUCT and low:
+                    # The sum's high part in the DSP block (shifted), its low bits gate the
+                    # coefficient (see convhw.separable.DSP_OPERAND_BITS).
+                    result.append((*tap, co, kind, low, False))
+                    result += [(*tap, co, LOW_BIT, bit, False) for bit in range(low)]
+                    continue
                 result.append((*tap, co, kind, shift, negative))
         return result
 

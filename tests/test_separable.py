@@ -207,6 +207,17 @@ def test_runtime_vectors(kwargs):
         np.testing.assert_array_equal(got, run_spec(spec, frame, kernel))
 
 
+def test_runtime_products_fit_dsp_blocks():
+    """A horizontal DSP product takes at most 16 bits of the vertical sum; each lower bit gates
+    the coefficient instead."""
+    spec = ConvSpec(width=8, height=8, kernel_shape=(5, 5), separable=True)
+    assert spec.vertical_range(0) == (5 * -128 * 255, 5 * 127 * 255)     # 19 bits
+    kinds = [(kind, shift) for _, _, _, kind, shift, _ in spec.horizontal_terms(0)]
+    assert kinds[:4] == [("product", 3), ("low-bit", 0), ("low-bit", 1), ("low-bit", 2)]
+    assert all(kind == "product" and shift == 0 for _, _, _, kind, shift, _ in
+               spec.vertical_terms(0))
+
+
 def test_runtime_address_order():
     spec = ConvSpec(width=6, height=5, kernel_shape=(3, 2), separable=True, flip=True)
     assert coefficient_writes(spec, np.outer([1, 2, 3], [4, 5])) == [
@@ -246,6 +257,10 @@ def test_runtime_vectors_swap_at_start_of_frame(stall):
     (dict(kernel_shape=(3, 3), border_value=5, separable=True), ValueError,
      r"^'separable' True: runtime coefficients take a 'constant' border of 0, not "
      r"'border_value' 5"),
+    (dict(kernel=parse_kernel("gaussian3"), pixels_per_clock=2, separable=True), ValueError,
+     r"^'separable' True: 'pixels_per_clock' 2 is built in the 2-D form"),
+    (dict(kernel_shape=(3, 3), operation="max-pool", separable=True), ValueError,
+     r"^'separable' True: 'operation' 'max-pool' has no kernel to separate"),
     (dict(kernel=parse_kernel("gaussian3"), separable=1), TypeError,
      r"^'separable' must be None \(automatic\), True or False, not 1$"),
 ])
@@ -259,6 +274,9 @@ def test_automatic_choice_falls_back():
     """Folded layers and runtime coefficients are built in the 2-D form unless asked for."""
     folded = ConvSpec(width=8, height=8, kernel=parse_kernel("gaussian3"), in_channels=2, pe=1)
     assert folded.folded and not folded.separable
+    lanes = ConvSpec(width=8, height=8, kernel=parse_kernel("gaussian3"), pixels_per_clock=2)
+    assert not lanes.separable
+    assert not ConvSpec(width=8, height=8, kernel_shape=(3, 3), operation="max-pool").separable
     assert not ConvSpec(width=8, height=8, kernel_shape=(3, 3)).separable
 
 

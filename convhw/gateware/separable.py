@@ -32,8 +32,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bits import signed_bits
-from ..terms import tree_depth
-from .adder_tree import adder_tree
+from ..terms import PARTIAL, PIXEL, PRODUCT, tree_depth
+from .adder_tree import Term, adder_tree
 from .delay import delay
 from .layouts import coefficient_port_signature
 from .products import TermBuilder
@@ -44,7 +44,9 @@ __all__ = ["SeparableCoefficients", "separable_datapath"]
 
 
 class _Pass:
-    """What :class:`TermBuilder` reads of a spec, for one pass of a separable ``spec``."""
+    """What :class:`TermBuilder` reads of a spec, for one pass of a separable ``spec`` (the
+    horizontal pass: its pixel and partial-product terms; :func:`_wide_products` builds its
+    DSP products)."""
 
     def __init__(self, spec, axis, pixel_range, product_stages):
         self._spec, self._axis = spec, axis
@@ -54,7 +56,9 @@ class _Pass:
         self.product_stages = product_stages
 
     def channel_terms(self, co):
-        return (self._spec.horizontal_terms if self._axis else self._spec.vertical_terms)(co)
+        if self._axis:
+            return [t for t in self._spec.horizontal_terms(co) if t[3] in (PIXEL, PARTIAL)]
+        return self._spec.vertical_terms(co)
 
     def input_channel(self, co, ci):
         return co
@@ -128,6 +132,39 @@ class SeparableCoefficients(wiring.Component):
                             m.d.sync += active.eq(shadow)
                     m.d.sync += late.eq(active)
         return m
+
+
+def _register(m, value, name):
+    reg = Signal(value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
+def _wide_products(m, spec, co, tap, bank, vrange):
+    """Channel ``co``'s horizontal DSP products, valid two cycles after the taps (as
+    :class:`TermBuilder`'s): ``sum >> low`` times the coefficient in a DSP block, plus the
+    coefficient gated by each of the sum's ``low`` lowest bits (``LOW_BIT`` terms)."""
+    clo, chi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
+    terms = []
+    for _, col, _, kind, low, _ in spec.horizontal_terms(co):
+        if kind != PRODUCT:
+            continue
+        name = f"{co}_h_{col}"
+        value = Value.cast(tap(0, col, co))
+        # Multiplier input registers, each feeding only the multiplier, then the product.
+        tap_in = _register(m, value >> low, f"dsp_tap_{name}")
+        coeff_in = _register(m, bank.active[co][0][0][col], f"dsp_coeff_{name}")
+        corners = [c * (x >> low) for c in (clo, chi) for x in vrange]
+        product = Signal(signed(signed_bits(min(corners), max(corners))), name=f"product_{name}")
+        m.d.sync += product.eq(tap_in * coeff_in)
+        terms.append(Term(product, min(corners), max(corners), low))
+        if low:
+            bits = _register(m, value[:low], f"low_bits_{name}")
+            for bit in range(low):
+                gated = Signal(signed(spec.coeff_bits), name=f"low_{name}_{bit}")
+                m.d.sync += gated.eq(Mux(bits[bit], bank.active_late[co][0][0][col], 0))
+                terms.append(Term(gated, clo, chi, bit))
+    return terms
 
 
 def _union(ranges):
@@ -214,6 +251,8 @@ def separable_datapath(m, core, *, sched, p0, s1, s1_valid, column, pixel_shape)
     results = []
     for co in range(channels):
         terms = horizontal.terms(co)
+        if spec.runtime_coeffs:
+            terms += _wide_products(m, spec, co, tap, bank_h, vrange)
         root = adder_tree(m, terms, name=f"tree_{co}" if channels > 1 else "tree")
         lag = spec.tree_depth - tree_depth(len(terms))
         if lag:
