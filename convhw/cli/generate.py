@@ -49,6 +49,8 @@ def run(args):
         except OSError as error:
             raise CliError(f"--output: cannot write {args.output!r}: "
                            f"{error.strerror or error}")
+        lanes = getattr(spec, "pixels_per_clock", 1)
         print(f"wrote {args.output}: module {name}, {spec.in_bits}-bit in, {spec.out_bits}-bit "
-              f"out, latency {spec.latency} cycles", file=sys.stderr)
+              f"out, latency {spec.latency} cycles"
+              + (f", {lanes} pixels per clock" if lanes > 1 else ""), file=sys.stderr)
     return 0
