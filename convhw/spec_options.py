@@ -367,3 +367,4 @@ def runtime_kernel(args, spec):
         raise CliError(f"{option}: coefficient {bad[0]} does not fit --coeff-bits "
                        f"{spec.coeff_bits} (signed range {lo}..{hi})")
     return kernel
+
