@@ -19,8 +19,7 @@ from .separable import fitting_factors
 
 __all__ = ["SimResult", "check_probability", "stimulus", "coefficient_writes", "separable_writes",
            "budget", "input_shape", "output_shape", "lanes", "beat_shape", "pack_beats",
-           "unpack_beats", "result_frames",
-           "marker_errors"]
+           "unpack_beats", "result_frames", "marker_errors"]
 
 
 @dataclass
