@@ -174,9 +174,9 @@ def _union(ranges):
 def separable_datapath(m, core, *, sched, p0, s1, s1_valid, column, pixel_shape):
     """Build the separable form from the S1 ``column`` (``KH`` values of ``pixel_shape``).
 
-    ``p0`` and ``s1`` are the control words at issue and at S1 (``emit``, markers, ``sof``, ``col_mask``), ``s1_valid``
-    whether a position is in S1. Returns ``(results, done)``: the output values and the
-    control word in the cycle they enter the output FIFO."""
+    ``p0`` and ``s1`` are the control words at issue and at S1 (``emit``, markers, ``sof``,
+    ``col_mask``), ``s1_valid`` whether a position is in S1. Returns ``(results, done)``: the
+    output values and the control word in the cycle they enter the output FIFO."""
     spec = core.spec
     kh, kw = spec.kernel_shape
     channels = spec.out_channels
