@@ -2,6 +2,7 @@
 runtime vectors, refusals, the command line, and the resources of both forms."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -177,6 +178,18 @@ def test_compiled_backend():
     result = simulate(Conv2d(spec), frames, in_stall=0.2, out_stall=0.2, backend="fast")
     for got, frame in zip(result.frames, frames):
         np.testing.assert_array_equal(got, run_spec(spec, frame))
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog is not installed")
+def test_icarus_runtime_vectors(tmp_path):
+    """The generated Verilog of a runtime separable core, vectors changing between frames."""
+    from test_verilog_sim import check, random_frames
+    spec = ConvSpec(width=9, height=6, kernel_shape=(3, 5), padding="same", max_dsps=4,
+                    border="reflect", separable=True)
+    rng = np.random.default_rng(11)
+    kernels = [np.outer(rng.integers(-128, 128, 3), rng.integers(-128, 128, 5))
+               for _ in range(2)]
+    check(tmp_path, spec, random_frames(spec, 2, 11), kernels, seed=11)
 
 
 # --- runtime vectors ----------------------------------------------------------------------------
