@@ -218,6 +218,8 @@ def test_runtime_vectors(kwargs):
     assert result.errors == []
     for got, frame, kernel in zip(result.frames, frames, kernels):
         np.testing.assert_array_equal(got, run_spec(spec, frame, kernel))
+    assert simulate(Conv2d(spec), frames[:1], coefficients=kernels[:1]).cycles == \
+        spec.cycles_per_frame
 
 
 def test_runtime_products_fit_dsp_blocks():
