@@ -60,8 +60,8 @@ def test_balance_is_optimal(seed, budget):
             assert (layer.cycles, layer.multipliers) == (exact.frame_interval,
                                                          exact.multipliers)
         else:
-            assert (layer.spec, layer.folding, layer.cycles, layer.multipliers) == \
-                (None, None, item, 0)
+            assert (layer.spec, layer.folding, layer.cycles, layer.multipliers, layer.fixed) == \
+                (None, None, item, 0, True)
     assert folding.bottleneck.cycles == folding.cycles_per_frame
 
 
