@@ -8,7 +8,7 @@ import numpy as np
 
 from .border import MODES, NUMPY_MODES
 
-__all__ = ["conv2d", "conv1d", "conv_layer", "requantize", "run_spec"]
+__all__ = ["conv2d", "conv1d", "conv_layer", "max_pool", "requantize", "run_spec"]
 
 
 def _pair(value):
@@ -207,7 +207,10 @@ def conv_layer(x, weights, *, bias=None, groups=1, stride=1, padding=0, dilation
 
 def run_spec(spec, image, kernel=None):
     """The golden output of ``spec`` (2-D, 1-D or a layer) for one frame; ``kernel`` (the
-    weights of a layer) is needed at runtime only."""
+    weights of a layer) is needed at runtime only. A :class:`~convhw.chain.ChainSpec` runs its
+    layers in turn."""
+    if hasattr(spec, "specs"):   # a chain
+        return spec.run(image)
     if getattr(spec, "out_channels", 1) != 1 or getattr(spec, "is_layer", False):
         return _run_layer(spec, image, kernel)
     if kernel is None:
@@ -227,9 +230,38 @@ def run_spec(spec, image, kernel=None):
                   out_bits=spec.out_bits if spec.requantize else None)
 
 
+def max_pool(x, kernel_shape, *, stride=1, padding=0, dilation=1):
+    """The maximum of each window of ``x`` ``(..., H, W)``; padding cells never win (every
+    window must hold a pixel of the frame)."""
+    x = np.asarray(x)
+    (kh, kw), (sy, sx), (dy, dx) = _pair(kernel_shape), _pair(stride), _pair(dilation)
+    spans = (dy * (kh - 1) + 1, dx * (kw - 1) + 1)
+    pads = _pads(padding, spans)
+    dtype = object if x.dtype == object else np.int64
+    low = int(np.min(x, initial=0)) - 1
+    padded = _pad(x, pads, "constant", low, dtype)
+    out_h = (padded.shape[-2] - spans[0]) // sy + 1
+    out_w = (padded.shape[-1] - spans[1]) // sx + 1
+    if out_h < 1 or out_w < 1:
+        raise ValueError("image too small for the kernel")
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[..., i * dy: i * dy + (out_h - 1) * sy + 1: sy,
+                            j * dx: j * dx + (out_w - 1) * sx + 1: sx]
+            out = window if out is None else np.maximum(out, window)
+    return out
+
+
 def _run_layer(spec, image, weights):
     image = np.asarray(image)
     x = image if spec.is_layer else image[np.newaxis]
+    if getattr(spec, "operation", "conv") == "max-pool":
+        stage = spec.output_stage
+        out = requantize(max_pool(x, spec.kernel_shape, stride=spec.stride,
+                                  padding=spec.padding, dilation=spec.dilation),
+                         relu=stage.relu, out_bits=spec.out_bits, clamp=stage.clamp)
+        return out if spec.is_layer else out[0]
     if weights is None:
         weights = spec.weights
         if weights is None:

@@ -51,7 +51,10 @@ from .border import AxisBorder, check_border_padding, validate_border
 from .requant import OutputStage
 from .terms import PRODUCT, tap_terms, tree_depth
 
-__all__ = ["ConvSpec", "signed_bits", "pair", "validate_positive_int"]
+__all__ = ["ConvSpec", "OPERATIONS", "signed_bits", "pair", "validate_positive_int"]
+
+#: What a core computes over each window: a convolution, or the maximum (a max pool).
+OPERATIONS = ("conv", "max-pool")
 
 #: The name other specs import (the 1-D spec validates its integers with it too).
 validate_positive_int = validate_int
@@ -117,8 +120,8 @@ class ConvSpec:
         ``max(v, 0)`` after the bias, before requantization.
     stride, dilation : int or (int, int)
         Per axis ``(y, x)``, each ``>= 1``.
-    padding : int, (int, int) or "same"
-        Padding per axis, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
+    padding : int, (int, int), ((int, int), (int, int)) or "same"
+        Padding per axis, ``((top, bottom), (left, right))``, or ``"same"`` (stride 1 only): ``D*(K-1)`` in total per axis, the
         odd cell at the bottom/right.
     border : "constant", "replicate", "reflect" or "reflect-101"
         What the padding holds (OpenCV's border modes, :mod:`convhw.border`): ``border_value``
@@ -146,6 +149,10 @@ class ConvSpec:
         are built from logic. ``None`` puts no limit.
     pe, simd : int, optional
         Folding: output channels in parallel, and products per output channel per cycle.
+    operation : "conv" or "max-pool"
+        ``"max-pool"``: the maximum of each ``kernel_shape`` window of each of ``in_channels``
+        channels (padding cells never win), then ``relu``/``out_bits``/``clamp`` saturation;
+        no weights, bias, scaling or folding.
 
     Raises
     ------
@@ -158,14 +165,23 @@ class ConvSpec:
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
-                 border_value=0):
+                 border_value=0, operation="conv"):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
                           dilation=dilation, in_bits=in_bits, in_signed=in_signed,
                           coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
-                          pe=pe, simd=simd, border=border, border_value=border_value)
+                          pe=pe, simd=simd, border=border, border_value=border_value,
+                          operation=operation)
+        if operation not in OPERATIONS:
+            raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
+                             f"not {operation!r}")
+        self._operation = operation
+        if operation == "max-pool":
+            weights, kernel_shape, groups, in_channels = self._pool_weights(
+                kernel, weights, kernel_shape, in_channels, out_channels, bias, scale, shift,
+                pe, simd, border, border_value)
         self._width = validate_int("width", width)
         self._height = validate_int("height", height)
         self._layer = (weights is not None or in_channels is not None
@@ -228,6 +244,32 @@ class ConvSpec:
                                   shift=shift, rounding=rounding, out_bits=out_bits, clamp=clamp)
 
     # --- construction ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _pool_weights(kernel, weights, kernel_shape, in_channels, out_channels, bias, scale,
+                      shift, pe, simd, border, border_value):
+        """A max pool's arguments as a depthwise layer of all-ones weights (which only size
+        the window; the datapath takes the maximum)."""
+        if kernel is not None or weights is not None:
+            raise ValueError("'operation'='max-pool' takes 'kernel_shape', not 'kernel' or "
+                             "'weights'")
+        if kernel_shape is None:
+            raise ValueError("'operation'='max-pool' needs 'kernel_shape' (KH, KW)")
+        for name, value in (("bias", bias), ("scale", scale), ("shift", shift), ("pe", pe),
+                            ("simd", simd)):
+            if value is not None:
+                raise ValueError(f"'{name}' does not apply to 'operation'='max-pool' (a max "
+                                 f"pool only saturates), not {value!r}")
+        if border != "constant" or border_value:
+            raise ValueError(f"'operation'='max-pool' takes no 'border' (padding never wins), "
+                             f"not {border!r} with value {border_value!r}")
+        channels = 1 if in_channels is None else validate_int("in_channels", in_channels)
+        if out_channels is not None and out_channels != channels:
+            raise ValueError(f"'out_channels' {out_channels!r} must equal 'in_channels' "
+                             f"{channels} for 'operation'='max-pool'")
+        kh, kw = pair("kernel_shape", kernel_shape)
+        ones = [[[[1] * kw for _ in range(kh)]] for _ in range(channels)]
+        return ones, (kh, kw), channels, channels
 
     def _resolve_weights(self, kernel, weights, kernel_shape, in_channels, out_channels, groups):
         if in_channels is not None:
@@ -303,14 +345,27 @@ class ConvSpec:
                 raise ValueError(f"'padding'='same' needs 'stride' 1, not {self._stride!r}")
             spans = self.span
             return tuple(((s - 1) // 2, (s - 1) - (s - 1) // 2) for s in spans)
-        py, px = pair("padding", padding, minimum=0)
-        for axis, p, s in (("y", py, self.span[0]), ("x", px, self.span[1])):
-            if p >= s:
-                raise ValueError(f"'padding' {p} on axis {axis} must be smaller than the "
-                                 f"effective kernel size {s} (dilation*(K-1)+1)")
-        return ((py, py), (px, px))
+        if (isinstance(padding, (tuple, list)) and len(padding) == 2
+                and all(isinstance(p, (tuple, list)) for p in padding)):
+            if not all(len(p) == 2 for p in padding):
+                raise ValueError(f"'padding' must be P, (PY, PX) or ((top, bottom), "
+                                 f"(left, right)), not {padding!r}")
+            pads = tuple(tuple(validate_int("padding", v, minimum=0) for v in p)
+                         for p in padding)
+        else:
+            py, px = pair("padding", padding, minimum=0)
+            pads = ((py, py), (px, px))
+        for axis, sides, p2, s in (("y", ("top", "bottom"), pads[0], self.span[0]),
+                                   ("x", ("left", "right"), pads[1], self.span[1])):
+            for side, p in zip(sides, p2):
+                if p >= s:
+                    raise ValueError(f"'padding' {p} on the {side} (axis {axis}) must be smaller "
+                                     f"than the effective kernel size {s} (dilation*(K-1)+1)")
+        return pads
 
     def _accumulator_ranges(self):
+        if self._operation == "max-pool":
+            return (self.pixel_range,) * self._out_channels
         # A tap holds a pixel, 0 or the border value, all in the pixel range (which holds 0).
         xlo, xhi = self.pixel_range
         cb = self._coeff_bits
@@ -585,8 +640,16 @@ class ConvSpec:
 
     @property
     def multipliers(self):
-        """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants)."""
+        """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants); 0
+        for a max pool."""
+        if self._operation == "max-pool":
+            return 0
         return self._pe * self._simd
+
+    @property
+    def operation(self):
+        """``"conv"``, or ``"max-pool"``: the maximum of each window, padding excluded."""
+        return self._operation
 
     # --- border -------------------------------------------------------------------------------
 
@@ -651,7 +714,10 @@ class ConvSpec:
 
     @property
     def tree_depth(self):
-        """Registered levels of the adder trees (of the SIMD tree when folded)."""
+        """Registered levels of the adder trees (of the SIMD tree when folded; of the
+        comparison tree of a max pool)."""
+        if self._operation == "max-pool":
+            return tree_depth(self.taps)
         if self.folded:
             return tree_depth(self._simd)
         return max(tree_depth(len(self.channel_terms(co))) for co in range(self._out_channels))
@@ -748,7 +814,7 @@ class ConvSpec:
                 self._in_channels, self._out_channels, self._groups, self._layer, self._stride,
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
-                self._stage._key(), self._border, self._border_value)
+                self._stage._key(), self._border, self._border_value, self._operation)
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
@@ -765,6 +831,8 @@ class ConvSpec:
             "out_shape": list(self.out_shape), "latency": self.latency,
             "cycles_per_frame": self.cycles_per_frame,
         }
+        if self._operation != "conv":
+            facts["operation"] = self._operation
         if self._border != "constant" or self._border_value:   # (default: headers unchanged)
             facts.update(border=self._border, border_value=self._border_value)
         if self._layer:
@@ -789,6 +857,8 @@ class ConvSpec:
             kernel = f"kernel_shape={self._kernel_shape}"
         channels = (f", {self._in_channels}->{self._out_channels} channels, groups={self._groups}"
                     if self._layer else "")
+        if self._operation != "conv":
+            kernel = f"operation={self._operation!r}, kernel_shape={self._kernel_shape}"
         return (f"ConvSpec({self._width}x{self._height}, {kernel}{channels}, "
                 f"stride={self._stride}, padding={self._padding}, dilation={self._dilation}, "
                 f"in_bits={self._in_bits}{', signed' if self._in_signed else ''}, "

@@ -103,12 +103,16 @@ def test_spec_folding_and_overrides():
     assert (spec.pe, spec.simd) == (2, 3)
 
 
-def test_spec_refuses_asymmetric_padding():
+def test_spec_takes_asymmetric_padding():
+    """ONNX pads (top, left, bottom, right) become ConvSpec's ((top, bottom), (left, right))."""
     network = read_model(quantized("conv_attributes", "qdq", "uint8", "int8", True)[0])
-    with pytest.raises(ValueError, match=r"^layer 'conv1' \(Conv\): padding \(\(1, 2\), "
-                                         r"\(0, 1\)\) \(top, bottom\), \(left, right\) is not "
-                                         r"symmetric, which ConvSpec cannot describe yet$"):
-        network.layers[0].spec()
+    layer = network.layers[0]
+    spec = layer.spec()
+    assert spec.padding == ((1, 2), (0, 1))
+    x = random_input(network.input_shape, 2, seed=4)
+    v = input_codes(network, x) - network.input.zero_point
+    out = run_layer(layer, v)
+    np.testing.assert_array_equal(np.stack([run_spec(spec, image) for image in v]), out)
 
 
 @pytest.mark.parametrize("arguments, message", [

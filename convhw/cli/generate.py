@@ -5,7 +5,8 @@ import sys
 
 from ..export import to_rtlil, to_verilog
 from ..errors import CliError
-from ..spec_options import add_spec_arguments, spec_from_args
+from ..spec_options import (add_model_arguments, add_spec_arguments, model_from_args,
+                            spec_from_args)
 
 __all__ = ["add_parser", "run"]
 
@@ -20,10 +21,12 @@ def add_parser(subparsers):
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="output file ('-' for stdout)")
     parser.add_argument("--name", default=None,
-                        help="top module name (default conv2d, or conv1d with --dims 1)")
+                        help="top module name (default conv2d, conv1d with --dims 1, convnet "
+                             "with --model)")
     parser.add_argument("--format", choices=tuple(FORMATS), default=None,
                         help="default: rtlil for .il/.rtlil files, verilog otherwise")
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     return parser
 
 
@@ -34,8 +37,10 @@ def output_format(path, chosen):
 
 
 def run(args):
-    spec = spec_from_args(args)
-    name = args.name or ("conv1d" if len(spec.frame_shape) == 1 else "conv2d")
+    model = model_from_args(args)
+    spec = model[1] if model else spec_from_args(args)
+    name = args.name or ("convnet" if model else
+                         "conv1d" if len(spec.frame_shape) == 1 else "conv2d")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):
         raise CliError(f"--name: {name!r} is not a Verilog identifier (letters, digits, _ and $, "
                        f"not starting with a digit)")
@@ -49,6 +54,8 @@ def run(args):
         except OSError as error:
             raise CliError(f"--output: cannot write {args.output!r}: "
                            f"{error.strerror or error}")
+        what = (f"{len(spec)} layers, {spec.cycles_per_frame} cycles per inference" if model
+                else f"latency {spec.latency} cycles")
         print(f"wrote {args.output}: module {name}, {spec.in_bits}-bit in, {spec.out_bits}-bit "
-              f"out, latency {spec.latency} cycles", file=sys.stderr)
+              f"out, {what}", file=sys.stderr)
     return 0

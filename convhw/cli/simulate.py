@@ -28,7 +28,8 @@ from ..golden import run_spec
 from ..harness import describe_mismatch, simulate
 from ..images import IMAGE_SUFFIXES, load_frame, save_frame
 from ..errors import CliError, tool_failure
-from ..spec_options import add_spec_arguments, runtime_kernel, spec_from_args
+from ..spec_options import (add_model_arguments, add_spec_arguments, model_from_args,
+                            runtime_kernel, spec_from_args)
 
 __all__ = ["add_parser", "run", "frame_sequence", "run_and_compare", "picture_levels"]
 
@@ -62,7 +63,13 @@ def add_parser(subparsers):
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--backend", choices=("pysim", "fast"), default="pysim",
                         help="pysim (default) or fast: a compiled model (Verilator)")
+    parser.add_argument("--clock-mhz", type=float, metavar="F",
+                        help="--model: report inferences per second at this clock")
+    parser.add_argument("--target", metavar="T",
+                        help="--model: synthesize for this part (as convhw synth) and report "
+                             "inferences per second at its Fmax")
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     return parser
 
 
@@ -85,8 +92,11 @@ def _check_range(spec, frame):
 def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
                     backend="pysim"):
     """Simulate ``frames`` and compare with the golden model: ``(result, expected, report)``."""
-    from ..gateware import Conv1d, Conv2d
-    core = Conv1d(spec) if len(spec.frame_shape) == 1 else Conv2d(spec)
+    from ..gateware import Chain, Conv1d, Conv2d
+    if hasattr(spec, "specs"):
+        core = Chain(spec)
+    else:
+        core = Conv1d(spec) if len(spec.frame_shape) == 1 else Conv2d(spec)
     coefficients = None if kernel is None else [kernel]
     if backend == "fast":
         try:
@@ -132,7 +142,7 @@ def run_and_compare(spec, frames, kernel=None, *, stall=0.0, seed=0, vcd=None,
         "errors": errors[:20],
         "spec": spec.to_dict(),
     }
-    if getattr(spec, "is_layer", False):
+    if getattr(spec, "is_layer", False) and not hasattr(spec, "specs"):
         report.update(in_channels=spec.in_channels, out_channels=spec.out_channels,
                       pe=spec.pe, simd=spec.simd, cycles_per_output=spec.cycles_per_output,
                       multipliers=spec.multipliers)
@@ -195,6 +205,11 @@ def _print_summary(report, spec, written):
 
 
 def run(args):
+    if getattr(args, "model", None) is not None:
+        return run_model(args)
+    if getattr(args, "clock_mhz", None) is not None or getattr(args, "target", None) is not None:
+        raise CliError(f"--{'clock-mhz' if args.clock_mhz is not None else 'target'}: only "
+                       f"with --model")
     if args.frames < 1:
         raise CliError(f"--frames: must be >= 1, not {args.frames}")
     if not 0 <= args.stall < 1:
@@ -239,4 +254,105 @@ def run(args):
         print(json.dumps(report))
     else:
         _print_summary(report, spec, written)
+    return 0 if report["match"] else 1
+
+
+def _model_input(network, path):
+    """``(codes, batched)``: the network's input codes ``(N, C, H, W)`` from ``--input``."""
+    from ..onnx import input_codes
+
+    if os.path.splitext(path)[1].lower() != ".npy":
+        raise CliError(f"--input: with --model, a .npy array of the model's input (N, C, H, W) "
+                       f"or (C, H, W), not {path!r}")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise CliError(f"--input: cannot read {path!r} as a .npy array ({error})")
+    try:
+        return input_codes(network, x), x.ndim == 4
+    except (ValueError, TypeError) as error:
+        raise CliError(f"--input: {error}")
+
+
+def _clock(args, chain):
+    """``(MHz, source)`` to rate inferences at, or ``(None, None)``."""
+    if args.clock_mhz is not None:
+        if not args.clock_mhz > 0:
+            raise CliError(f"--clock-mhz: must be a positive number of MHz, not {args.clock_mhz}")
+        return args.clock_mhz, "given"
+    if args.target is None:
+        return None, None
+    from .synth import TARGET_NAMES, synthesize_spec
+    if args.target not in TARGET_NAMES:
+        raise CliError(f"--target: must be one of {', '.join(TARGET_NAMES)}, not {args.target!r}")
+    report = synthesize_spec(chain, args.target).to_dict()
+    return report["fmax_mhz"], f"Fmax on {args.target}"
+
+
+def run_model(args):
+    """``simulate --model``: N inferences through the network's chain, back to back."""
+    from ..onnx import output_values
+
+    if args.frames != 1:
+        raise CliError("--frames: not with --model (the inferences are the input's batch N)")
+    if not 0 <= args.stall < 1:
+        raise CliError(f"--stall: must be a probability from 0 up to (not including) 1, "
+                       f"not {args.stall}")
+    if args.output and os.path.splitext(args.output)[1].lower() != ".npy":
+        raise CliError(f"--output: with --model, a .npy file (the model's output), not "
+                       f"{args.output!r}")
+    network, chain = model_from_args(args)
+    codes, batched = _model_input(network, args.input)
+    if not len(codes):
+        raise CliError("--input: holds no inference (N = 0)")
+    frames = list(codes - network.input.zero_point)
+    count = len(frames)
+    if args.backend == "pysim" and count * chain.cycles_per_frame > PYSIM_PATIENCE:
+        print(f"convhw: note: pysim simulates about 10k cycles/s and this needs "
+              f"{count * chain.cycles_per_frame} or more; --backend fast uses a compiled model",
+              file=sys.stderr, flush=True)
+    clock, clock_source = _clock(args, chain)
+    result, expected, report = run_and_compare(chain, frames, stall=args.stall, seed=args.seed,
+                                               vcd=args.vcd, backend=args.backend)
+    written = []
+    if result is not None:
+        y = output_values(network, np.stack(result.frames))
+        if not batched:
+            y = y[0]
+        if args.output:
+            try:
+                np.save(args.output, y)
+            except OSError as error:
+                raise CliError(f"--output: cannot write {args.output!r}: "
+                               f"{error.strerror or error}")
+            written.append(args.output)
+    cycles = report["cycles"]
+    per_inference = cycles / count if cycles else None
+    report.pop("pixels_per_cycle", None)
+    report.update(
+        model=args.model, inferences=count, cycles_per_inference=per_inference,
+        bottleneck_cycles_per_inference=chain.cycles_per_frame,
+        bottleneck_layer=chain.names[chain.bottleneck], multipliers=chain.multipliers,
+        clock_mhz=clock, clock_source=clock_source,
+        inferences_per_second=(round(clock * 1e6 / per_inference, 1)
+                               if clock and per_inference else None),
+        written=written)
+    if args.json:
+        print(json.dumps(report))
+        return 0 if report["match"] else 1
+    print(f"{count} inference(s) {tuple(network.input_shape)} -> "
+          f"{tuple(network.output_shape)}, {len(chain)} layers, engine {report['engine']}, "
+          f"stall {report['stall']}")
+    if cycles is not None:
+        print(f"cycles: {cycles} ({per_inference:.1f} per inference back to back; no-stall "
+              f"bottleneck {chain.cycles_per_frame} in {chain.names[chain.bottleneck]!r}), "
+              f"latency {chain.latency}")
+        if clock:
+            print(f"inferences per second: {report['inferences_per_second']:.1f} at "
+                  f"{clock:g} MHz ({clock_source})")
+    print(f"match: {'yes, bit-exact' if report['match'] else 'NO'}")
+    for error in report["errors"]:
+        print(f"  {error}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}")
     return 0 if report["match"] else 1

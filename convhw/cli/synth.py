@@ -10,7 +10,8 @@ import json
 import sys
 
 from ..errors import CliError, tool_failure
-from ..spec_options import add_spec_arguments, spec_from_args
+from ..spec_options import (add_model_arguments, add_spec_arguments, model_from_args,
+                            spec_from_args)
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "synthesize_spec", "format_report"]
 
@@ -30,6 +31,7 @@ def add_parser(subparsers):
                         help="keep the netlists, logs and reports here")
     parser.add_argument("--json", action="store_true", help="print only the JSON report")
     add_spec_arguments(parser)
+    add_model_arguments(parser)
     return parser
 
 
@@ -77,7 +79,8 @@ def format_report(report):
 
 
 def run(args):
-    spec = spec_from_args(args)
+    model = model_from_args(args)
+    spec = model[1] if model else spec_from_args(args)
     report = synthesize_spec(spec, args.target, freq=args.freq, seed=args.seed,
                              build_dir=args.build_dir).to_dict()
     if args.json:

@@ -172,8 +172,8 @@ def _sources_digest():
 def _design_id(dut):
     """What determines the Verilog of a stock core (its class, its spec, the sources), or
     ``None`` for any other core."""
-    from ..gateware import Conv1d, Conv2d
-    if type(dut) not in (Conv2d, Conv1d):
+    from ..gateware import Chain, Conv1d, Conv2d
+    if type(dut) not in (Conv2d, Conv1d, Chain):
         return None
     return f"{type(dut).__qualname__} {_identity(dut.spec)!r} {_sources_digest()}"
 

@@ -38,7 +38,7 @@ from dataclasses import replace
 from amaranth import *
 from amaranth.lib import data, wiring
 
-from ..spec import ConvSpec
+from ..spec import ConvSpec, signed_bits
 from ..terms import tree_depth
 from .adder_tree import Term, adder_tree
 from .coefficients import CoefficientBank
@@ -170,7 +170,9 @@ class Conv2d(StreamingCore):
             def tap(row, col, ci):
                 return taps[row][col][ci]
 
-        if spec.folded:
+        if spec.operation == "max-pool":
+            results, done = self._max_datapath(m, s2, tap, inside)
+        elif spec.folded:
             results, done = self._folded_datapath(m, p0, s1, s2, tap, inside)
             if getattr(platform, "formal_checks", False):
                 self._fold_invariants(m, platform, gap, s1, s2)
@@ -220,6 +222,44 @@ class Conv2d(StreamingCore):
             results.append(requantize(m, root, spec, co))
         done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
         assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
+        return results, done
+
+    def _max_datapath(self, m, s2, tap, inside):
+        """A max pool: the taps (padding masked to the lowest pixel value, so it never wins)
+        registered, then a registered tree of comparisons per channel: ``(results, control)``.
+        Its depth is the adder tree's for as many terms (``spec.tree_depth``)."""
+        spec = self._spec
+        kh, kw = spec.kernel_shape
+        lo, hi = spec.pixel_range
+        shape = signed(signed_bits(lo, hi)) if spec.in_signed else unsigned(max(hi.bit_length(), 1))
+        s3 = Signal.like(s2)
+        m.d.sync += s3.eq(s2)
+        results = []
+        for ci in range(spec.in_channels):
+            level = []
+            for row in range(kh):
+                for col in range(kw):
+                    mask, pixel = inside(row, col), tap(row, col, ci)
+                    reg = Signal(shape, name=f"max_{ci}_tap_{row}_{col}")
+                    m.d.sync += reg.eq(pixel if mask is None else Mux(mask, pixel, lo))
+                    level.append(reg)
+            depth = 0
+            while len(level) > 1:
+                pairs = []
+                for index in range(0, len(level) - 1, 2):
+                    a, b = level[index], level[index + 1]
+                    node = Signal(shape, name=f"max_{ci}_l{depth}_{index // 2}")
+                    m.d.sync += node.eq(Mux(a > b, a, b))
+                    pairs.append(node)
+                if len(level) % 2:
+                    node = Signal(shape, name=f"max_{ci}_l{depth}_odd")
+                    m.d.sync += node.eq(level[-1])
+                    pairs.append(node)
+                level, depth = pairs, depth + 1
+            assert depth == spec.tree_depth
+            results.append(requantize(m, Term(level[0], lo, hi), spec, ci))
+        done = delay(m, s3, spec.tree_depth + spec.back_stages, "control")
+        assert spec.pipeline_depth == 3 + spec.tree_depth + spec.back_stages
         return results, done
 
     def _folded_datapath(self, m, p0, s1, s2, tap, inside):

@@ -13,9 +13,9 @@ from .layers import AveragePoolLayer, ConvLayer, MaxPoolLayer, Network
 from .multiplier import exact_requantize, multiplier, onnxruntime_requantize, scale_and_shift
 from .quantization import Quantization, dequantize_linear, quantize_linear
 from .reader import SUPPORTED_OPS, read_model
-from .reference import input_codes, run_layer, run_network
+from .reference import input_codes, output_values, run_layer, run_network
 
-__all__ = ["read_model", "run_network", "run_layer", "input_codes", "Network", "ConvLayer",
+__all__ = ["read_model", "run_network", "run_layer", "input_codes", "output_values", "Network", "ConvLayer",
            "MaxPoolLayer", "AveragePoolLayer", "Quantization", "UnsupportedModelError",
            "SUPPORTED_OPS", "quantize_linear", "dequantize_linear", "multiplier",
            "scale_and_shift", "exact_requantize", "onnxruntime_requantize"]

@@ -25,7 +25,13 @@ from ..bits import signed_bits
 from .multiplier import scale_and_shift
 from .quantization import Quantization
 
-__all__ = ["ConvLayer", "MaxPoolLayer", "AveragePoolLayer", "Network", "centred_bits"]
+__all__ = ["ConvLayer", "MaxPoolLayer", "AveragePoolLayer", "Network", "centred_bits",
+           "DEFAULT_FOLDING"]
+
+
+#: The folding of a conv or dense layer that :meth:`Network.chain` is given none for:
+#: ``(pe, simd)``, one product per cycle. The folding balancer chooses better ones.
+DEFAULT_FOLDING = (1, 1)
 
 
 def centred_bits(lo, hi):
@@ -140,23 +146,15 @@ class ConvLayer:
         **changes
             Any other ``ConvSpec`` argument to override.
 
-        Raises
-        ------
-        ValueError
-            When the layer needs a feature ``ConvSpec`` lacks (unequal top/bottom or left/right
-            padding).
         """
         from ..spec import ConvSpec
 
         (top, bottom), (left, right) = self.padding
-        if top != bottom or left != right:
-            raise ValueError(f"layer {self.name!r} ({self.op}): padding {self.padding} "
-                             f"(top, bottom), (left, right) is not symmetric, which ConvSpec "
-                             f"cannot describe yet")
         bits, signed = self.in_format
         args = dict(width=self.in_shape[2], height=self.in_shape[1],
                     weights=self.weights.tolist(), groups=self.groups,
-                    bias=[int(b) for b in self.bias], stride=self.stride, padding=(top, left),
+                    bias=[int(b) for b in self.bias], stride=self.stride,
+                    padding=((top, bottom), (left, right)),
                     dilation=self.dilation, in_bits=bits, in_signed=signed,
                     scale=list(self.scales), shift=list(self.shifts), rounding="half-even",
                     out_bits=self.out_bits, clamp=self.clamp, pe=pe, simd=simd)
@@ -194,6 +192,27 @@ class MaxPoolLayer:
 
     def with_clamp(self, clamp):
         return _replace(self, clamp=clamp)
+
+    @property
+    def in_format(self):
+        """``(bits, signed)`` of the centred input codes."""
+        return centred_bits(*self.input.centred_range)
+
+    @property
+    def out_bits(self):
+        return signed_bits(*self.clamp)
+
+    def spec(self, **changes):
+        """The max-pool :class:`~convhw.spec.ConvSpec` of this layer over its ``in_shape``."""
+        from ..spec import ConvSpec
+
+        bits, signed = self.in_format
+        args = dict(width=self.in_shape[2], height=self.in_shape[1], operation="max-pool",
+                    kernel_shape=self.kernel, in_channels=self.in_shape[0], stride=self.stride,
+                    padding=tuple(tuple(p) for p in self.padding), in_bits=bits,
+                    in_signed=signed, out_bits=self.out_bits, clamp=self.clamp)
+        args.update(changes)
+        return ConvSpec(**args)
 
     def to_dict(self):
         """Plain values describing the layer (for reports and JSON)."""
@@ -300,6 +319,44 @@ class Network:
     def specs(self, **folding):
         """The :class:`~convhw.spec.ConvSpec` of every conv and dense layer, in order."""
         return [layer.spec(**folding) for layer in self.layers if isinstance(layer, ConvLayer)]
+
+    def chain(self, foldings=None):
+        """The :class:`~convhw.chain.ChainSpec` of the whole network: one core per layer.
+
+        Parameters
+        ----------
+        foldings : sequence, optional
+            One entry per layer: ``(pe, simd)`` for a conv or dense layer, or ``None`` for the
+            layer's default (:data:`DEFAULT_FOLDING` for convs; pools are never folded).
+
+        Raises
+        ------
+        ValueError
+            A folding that does not fit its layer, or a layer the hardware cannot build.
+        """
+        from ..chain import ChainSpec
+
+        if not self.layers:
+            raise ValueError("the network has no layer to build")
+        if foldings is None:
+            foldings = [None] * len(self.layers)
+        foldings = list(foldings)
+        if len(foldings) != len(self.layers):
+            raise ValueError(f"'foldings' must give one (pe, simd) or None per layer "
+                             f"({len(self.layers)}), not {len(foldings)}")
+        specs = []
+        for index, (layer, folding) in enumerate(zip(self.layers, foldings)):
+            try:
+                if isinstance(layer, ConvLayer):
+                    pe, simd = DEFAULT_FOLDING if folding is None else folding
+                    specs.append(layer.spec(pe=pe, simd=simd))
+                elif folding is not None:
+                    raise ValueError(f"a {layer.kind} layer takes no folding, not {folding!r}")
+                else:
+                    specs.append(layer.spec())
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"layer {index} {layer.name!r} ({layer.op}): {error}") from None
+        return ChainSpec(specs, [layer.name for layer in self.layers])
 
     def to_dict(self):
         """Plain values describing the network and each layer (for reports and JSON)."""

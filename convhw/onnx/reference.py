@@ -19,7 +19,7 @@ from .multiplier import exact_requantize, onnxruntime_requantize
 from .pooling import average_pool, max_pool
 from .quantization import dequantize_linear, quantize_linear
 
-__all__ = ["run_network", "input_codes", "run_layer"]
+__all__ = ["run_network", "input_codes", "run_layer", "output_values"]
 
 
 def input_codes(network, x):
@@ -85,6 +85,15 @@ def run_network(network, x, *, onnxruntime_rounding=False, codes=False):
     v = input_codes(network, x) - network.input.zero_point
     for layer in network.layers:
         v = run_layer(layer, v, onnxruntime_rounding=onnxruntime_rounding)
+    result = output_values(network, v, codes=codes)
+    return result if batched else result[0]
+
+
+def output_values(network, v, *, codes=False):
+    """The network's output ``(N, *output_shape)`` from the last layer's centred codes ``v``
+    (``(N, C, H, W)``, e.g. what the hardware gives): the final DequantizeLinear's float32
+    values, or the codes in the output's dtype (``codes``: int64 codes)."""
+    v = np.asarray(v, dtype=np.int64)
     v = v.reshape((v.shape[0],) + tuple(network.output_shape))
     out = network.output
     if codes:
@@ -93,4 +102,4 @@ def run_network(network, x, *, onnxruntime_rounding=False, codes=False):
         result = dequantize_linear(v + out.zero_point, out)
     else:
         result = (v + out.zero_point).astype(out.dtype)
-    return result if batched else result[0]
+    return result
