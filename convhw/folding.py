@@ -18,7 +18,10 @@ layer's ``pe`` and/or ``simd``; its multipliers count against the budget.
 
 An unfolded layer (``pe = Cout``, ``simd = KH*KW*Cin/groups``) counts all its products as
 multipliers: with constant weights the hardware builds them from shift-adds in logic, which
-costs about as much.
+costs about as much. A layer whose channels scale (an ONNX layer's ``S``) is only folded so
+that its output stage is serial (:attr:`~convhw.spec.ConvSpec.serial_output_stage`): the
+other foldings would need constant multipliers (DSP blocks) per channel on top of the
+budget. An override may still choose one.
 """
 
 import json
@@ -134,8 +137,11 @@ def candidates(spec, *, pe=None, simd=None):
     """
     pes = _efficient(spec.out_channels) if pe is None else [pe]
     simds = _efficient(spec.inputs_per_output) if simd is None else [simd]
-    options = sorted((spec.with_folding(p, s) for p in pes for s in simds),
-                     key=lambda s: (s.multipliers, s.frame_interval, s.pe))
+    options = [spec.with_folding(p, s) for p in pes for s in simds]
+    if pe is None and simd is None:
+        # A layer that scales keeps its output stage serial (no multiplier per channel).
+        options = [o for o in options if _serial_or_unscaled(o)] or options
+    options.sort(key=lambda s: (s.multipliers, s.frame_interval, s.pe))
     front = []
     for option in options:
         if not front or option.frame_interval < front[-1].frame_interval:
@@ -146,6 +152,12 @@ def candidates(spec, *, pe=None, simd=None):
 def _foldable(item):
     """A conv or dense layer's spec (a max-pool core's spec does not fold)."""
     return isinstance(item, ConvSpec) and getattr(item, "operation", "conv") == "conv"
+
+
+def _serial_or_unscaled(spec):
+    """Whether the output stage of ``spec`` needs no multiplier of its own."""
+    scales = spec.output_stage.scale
+    return all(v == 1 for v in scales) or getattr(spec, "serial_output_stage", None) is not None
 
 
 def _fixed_cycles(item):
