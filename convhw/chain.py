@@ -25,9 +25,8 @@ __all__ = ["ChainSpec", "layer_interval"]
 
 def layer_interval(spec):
     """Cycles one frame takes in layer ``spec`` when it never waits: one per position, and
-    ``fold`` for each position that completes an output."""
-    out_h, out_w = spec.out_shape
-    return spec.positions_per_frame + (spec.fold - 1) * out_h * out_w
+    ``fold`` for each position that completes an output (:attr:`ConvSpec.frame_interval`)."""
+    return spec.frame_interval
 
 
 def _describe(index, spec):

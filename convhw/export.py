@@ -25,8 +25,9 @@ class AxiStreamTop(wiring.Component):
     def __init__(self, core):
         self._core = core
         spec = core.spec
-        in_bits = spec.in_bits * getattr(spec, "in_channels", 1)
-        out_bits = spec.out_bits * getattr(spec, "out_channels", 1)
+        lanes = getattr(spec, "pixels_per_clock", 1)
+        in_bits = spec.in_bits * getattr(spec, "in_channels", 1) * lanes
+        out_bits = spec.out_bits * getattr(spec, "out_channels", 1) * lanes
         members = {
             "s_axis_tdata": In(in_bits), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
             "s_axis_tuser": In(1), "s_axis_tlast": In(1),

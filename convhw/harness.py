@@ -11,8 +11,8 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from .stalls import INPUT, OUTPUT, StallPattern
-from .stimulus import (SimResult, budget, check_probability, coefficient_writes, marker_errors,
-                       pack_beats, result_frames, stimulus, unpack_beats)
+from .stimulus import (SimResult, beat_shape, budget, check_probability, coefficient_writes,
+                       lanes, marker_errors, pack_beats, result_frames, stimulus, unpack_beats)
 
 __all__ = ["SimResult", "simulate", "pysim", "describe_mismatch", "budget", "stimulus",
            "marker_errors"]
@@ -43,7 +43,7 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
     check_probability("in_stall", in_stall)
     check_probability("out_stall", out_stall)
     frames, kernels = stimulus(spec, frames, coefficients)
-    out_size = int(np.prod(spec.out_shape))
+    out_size = int(np.prod(beat_shape(spec)))
     expected = len(frames) * out_size
     limit = max_cycles or budget(spec, frames, in_stall, out_stall)
     stall_in = StallPattern(seed, INPUT, in_stall)
@@ -53,7 +53,7 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
     data_bits = len(dut.i.payload.data.as_value()) if hasattr(dut.i.payload.data, "as_value") \
         else len(dut.i.payload.data)
     out_bits = spec.out_bits
-    out_data_bits = out_bits * getattr(spec, "out_channels", 1)
+    out_data_bits = out_bits * getattr(spec, "out_channels", 1) * lanes(spec)
     payload = dut.i.payload.as_value()
 
     async def producer(ctx):
@@ -69,7 +69,7 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
                     cycle += 1
                 ctx.set(dut.coef.we, 0)
             beats = pack_beats(spec, frame)
-            width = frame.shape[-1]
+            width = frame.shape[-1] // lanes(spec)
             for index, beat in enumerate(beats):
                 if stall_in(cycle):
                     ctx.set(dut.i.valid, 0)
@@ -126,8 +126,8 @@ def pysim(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, seed=0
     else:
         sim.run()
 
-    values = unpack_beats(outputs, out_bits, getattr(spec, "out_channels", 1))
-    errors += marker_errors(markers, spec.out_shape)
+    values = unpack_beats(outputs, out_bits, getattr(spec, "out_channels", 1) * lanes(spec))
+    errors += marker_errors(markers, beat_shape(spec))
     return SimResult(frames=result_frames(spec, values, len(frames)),
                      cycles=state["last_out"] - state["first_in"],
                      total_cycles=state["last_out"] + 1, errors=errors)

@@ -6,12 +6,16 @@ It sits below both :mod:`convhw.cli` and :mod:`convhw.board`, like
 network's folding (:mod:`convhw.folding`) within the budget: ``--max-multipliers``, else the
 DSP blocks of ``--target``, else of :data:`DEFAULT_TARGET`. Every problem is a
 :class:`~convhw.errors.CliError` that names the option.
+
+:func:`add_model_arguments` adds ``--model`` and the folding options to ``generate``,
+``simulate`` and ``synth``; :func:`chain_from_args` gives the network's
+:class:`~convhw.chain.ChainSpec` with the balanced folding.
 """
 
 from .errors import CliError
 
 __all__ = ["DEFAULT_TARGET", "add_folding_arguments", "load_network", "folding_from_args",
-           "budget_from_args"]
+           "budget_from_args", "add_model_arguments", "chain_from_args"]
 
 #: The part whose DSP blocks are the multiplier budget when neither ``--max-multipliers`` nor
 #: ``--target`` is given.
@@ -91,3 +95,59 @@ def folding_from_args(args, network, default_budget=None, default_source=None):
         option = ("--folding" if message.startswith("folding override") else
                   "--max-multipliers" if message.startswith("the layers need") else "--model")
         raise CliError(f"{option}: {message}") from None
+
+
+#: Spec options that a model replaces: (attribute, default). ``--model`` refuses them.
+_MODEL_EXCLUDES = (
+    ("width", None), ("height", None), ("dims", None), ("length", None), ("kernel", None),
+    ("runtime_coeffs", False), ("kernel_size", None), ("stride", "1"), ("padding", "0"),
+    ("dilation", "1"), ("border", "constant"), ("border_value", 0), ("in_bits", 8),
+    ("signed", False), ("coeff_bits", None), ("flip", False), ("shift", None),
+    ("out_bits", None), ("max_dsps", None), ("weights", None), ("groups", 1), ("bias", None),
+    ("relu", False), ("in_channels", None), ("out_channels", None), ("pe", None),
+    ("simd", None),
+)
+
+
+def add_model_arguments(parser):
+    """Add ``--model`` (a quantized ONNX model instead of the spec options) and the folding
+    options (:func:`add_folding_arguments`)."""
+    group = parser.add_argument_group("ONNX model")
+    group.add_argument("--model", metavar="M.onnx",
+                       help="a quantized ONNX model (onnxruntime quantize_static, QDQ or "
+                            "QOperator): the whole network as a chain of streaming layers, "
+                            "instead of the convolution spec options")
+    add_folding_arguments(parser)
+    return group
+
+
+def chain_from_args(args):
+    """``(network, folding, chain)`` for ``--model``: the network, its balanced
+    :class:`~convhw.folding.Folding` and its :class:`~convhw.chain.ChainSpec`; ``None``
+    without ``--model``.
+
+    Raises
+    ------
+    CliError
+        A spec option given with ``--model``, folding options without it, a model that
+        cannot be read or built.
+    """
+    from .spec_options import OPTION_OF
+
+    path = getattr(args, "model", None)
+    if path is None:
+        for option in ("max_multipliers", "folding"):
+            if getattr(args, option, None) is not None:
+                raise CliError(f"--{option.replace('_', '-')}: goes with --model")
+        return None
+    for name, default in _MODEL_EXCLUDES:
+        if getattr(args, name, default) != default:
+            option = OPTION_OF.get(name, f"--{name.replace('_', '-')}")
+            raise CliError(f"{option}: not with --model (the model gives every layer)")
+    network = load_network(path)
+    folding = folding_from_args(args, network)
+    try:
+        chain = network.chain(folding.foldings)
+    except (ValueError, TypeError) as error:
+        raise CliError(f"--model: {path}: {error}") from None
+    return network, folding, chain

@@ -51,10 +51,14 @@ from .border import AxisBorder, check_border_padding, validate_border
 from .requant import OutputStage
 from .terms import PRODUCT, tap_terms, tree_depth
 
-__all__ = ["ConvSpec", "OPERATIONS", "signed_bits", "pair", "validate_positive_int"]
+__all__ = ["ConvSpec", "OPERATIONS", "signed_bits", "pair", "validate_positive_int",
+           "PIXELS_PER_CLOCK"]
 
 #: What a core computes over each window: a convolution, or the maximum (a max pool).
 OPERATIONS = ("conv", "max-pool")
+
+#: The pixels per clock (lanes) a core can take and give.
+PIXELS_PER_CLOCK = (1, 2, 4, 8)
 
 #: The name other specs import (the 1-D spec validates its integers with it too).
 validate_positive_int = validate_int
@@ -153,6 +157,9 @@ class ConvSpec:
         ``"max-pool"``: the maximum of each ``kernel_shape`` window of each of ``in_channels``
         channels (padding cells never win), then ``relu``/``out_bits``/``clamp`` saturation;
         no weights, bias, scaling or folding.
+    pixels_per_clock : int
+        1, 2, 4 or 8 pixels per stream beat (N lanes, see :attr:`beat_width`). N > 1 needs
+        stride 1, an unfolded layer and a width that is a multiple of N.
 
     Raises
     ------
@@ -165,7 +172,7 @@ class ConvSpec:
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
-                 border_value=0, operation="conv"):
+                 border_value=0, operation="conv", pixels_per_clock=1):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -173,7 +180,7 @@ class ConvSpec:
                           coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
                           pe=pe, simd=simd, border=border, border_value=border_value,
-                          operation=operation)
+                          operation=operation, pixels_per_clock=pixels_per_clock)
         if operation not in OPERATIONS:
             raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
                              f"not {operation!r}")
@@ -236,6 +243,11 @@ class ConvSpec:
             raise ValueError(f"'max_dsps' {self._max_dsps} is below the {self.multipliers} "
                              f"multipliers of the folded layer (pe {self._pe} x simd "
                              f"{self._simd}), which all use DSP blocks: lower 'pe' or 'simd'")
+
+        self._ppc = self._resolve_pixels_per_clock(pixels_per_clock)
+        if self._operation == "max-pool" and self._ppc > 1:
+            raise ValueError(f"'pixels_per_clock' {self._ppc} does not apply to "
+                             f"'operation'='max-pool', which takes 1")
 
         self._acc_ranges = self._accumulator_ranges()
         self._requantize = (shift is not None or out_bits is not None or scale is not None
@@ -359,9 +371,32 @@ class ConvSpec:
                                    ("x", ("left", "right"), pads[1], self.span[1])):
             for side, p in zip(sides, p2):
                 if p >= s:
-                    raise ValueError(f"'padding' {p} on the {side} (axis {axis}) must be smaller "
-                                     f"than the effective kernel size {s} (dilation*(K-1)+1)")
+                    where = (f"axis {axis}" if p2[0] == p2[1] else
+                             f"the {side} (axis {axis})")
+                    raise ValueError(f"'padding' {p} on {where} must be smaller than the "
+                                     f"effective kernel size {s} (dilation*(K-1)+1)")
         return pads
+
+    def _resolve_pixels_per_clock(self, value):
+        if value not in PIXELS_PER_CLOCK or not _is_int(value):
+            raise ValueError(f"'pixels_per_clock' must be one of "
+                             f"{', '.join(map(str, PIXELS_PER_CLOCK))}, not {value!r}")
+        value = int(value)
+        if value == 1:
+            return value
+        if self._width % value:
+            raise ValueError(f"'width' {self._width} must be a multiple of 'pixels_per_clock' "
+                             f"{value} (a beat carries {value} pixels of one row; widths are "
+                             f"never truncated)")
+        if self._stride != (1, 1):
+            raise ValueError(f"'pixels_per_clock' {value} needs 'stride' 1, not "
+                             f"{self._stride[0] if self._stride[0] == self._stride[1] else self._stride!r} "
+                             f"(only 1 pixel per clock allows a larger stride)")
+        if self.folded:
+            raise ValueError(f"'pixels_per_clock' {value} needs an unfolded layer ('pe' "
+                             f"{self._out_channels} and 'simd' {self.inputs_per_output}), not "
+                             f"'pe' {self._pe} and 'simd' {self._simd}")
+        return value
 
     def _accumulator_ranges(self):
         if self._operation == "max-pool":
@@ -591,7 +626,9 @@ class ConvSpec:
         if self._weights is not None:
             return 0
         products = self.multipliers
-        return products if self._max_dsps is None else min(products, self._max_dsps)
+        # ``max_dsps`` bounds the whole core: each of the lanes gets an equal share.
+        return products if self._max_dsps is None else min(
+            products, self._max_dsps // self.pixels_per_clock)
 
     def channel_terms(self, co):
         """Adder-tree inputs of output channel ``co`` (unfolded specs):
@@ -686,15 +723,57 @@ class ConvSpec:
 
     @property
     def stream_width(self):
-        """Positions per stream row: ``width``, longer only when an output row needs more."""
-        out_w = self.out_shape[1]
-        return max(self._width, (out_w - 1) * self._stride[1] + 1)
+        """Positions per stream row: ``width``, longer only when an output row needs more (and
+        then rounded up to whole beats)."""
+        out_w, lanes = self.out_shape[1], self.pixels_per_clock
+        return -(-max(self._width, (out_w - 1) * self._stride[1] + 1) // lanes) * lanes
 
     @property
     def positions_per_frame(self):
         """Positions per frame: every input pixel's, then on to the last output's."""
         out_h, out_w = self.out_shape
         return max(self._height * self.stream_width, self.output_position(out_h - 1, out_w - 1) + 1)
+
+    # With ``pixels_per_clock`` N, the scheduler walks *beats*: N consecutive positions of a
+    # stream row, one beat per clock. Output beat ``c`` of row ``oy`` holds outputs
+    # ``c*N ... c*N + N - 1`` and is computed at the first beat that holds all their positions.
+    # With N = 1 a beat is a position and these equal the position figures.
+
+    @property
+    def pixels_per_clock(self):
+        """Pixels per input beat and outputs per output beat (lanes)."""
+        return self._ppc
+
+    @property
+    def beat_width(self):
+        """Beats per stream row: ``stream_width / pixels_per_clock``."""
+        return self.stream_width // self._ppc
+
+    @property
+    def beat_col_offset(self):
+        """Beat (relative to ``c``) at which output beat ``c`` is computed:
+        ``ceil(col_offset / pixels_per_clock)``."""
+        return -(-self.col_offset // self._ppc)
+
+    @property
+    def out_beats(self):
+        """Output beats per output row, ``ceil(out_width / pixels_per_clock)``: the last one
+        is partial when the output width is not a multiple of the lanes (its unused lanes
+        hold 0)."""
+        return -(-self.out_shape[1] // self._ppc)
+
+    def output_beat(self, oy, c):
+        """Stream beat at which output beat ``c`` of row ``oy`` is computed."""
+        return ((oy * self._stride[0] + self.row_offset) * self.beat_width
+                + c * self._stride[1] + self.beat_col_offset)
+
+    @property
+    def beats_per_frame(self):
+        """Beats (clocks without stalls) per frame: every input beat's, then on to the last
+        output beat's."""
+        out_h = self.out_shape[0]
+        return max(self._height * self.beat_width,
+                   self.output_beat(out_h - 1, self.out_beats - 1) + 1)
 
     def output_position(self, oy, ox):
         """Stream position at which output ``(oy, ox)`` is computed."""
@@ -798,8 +877,8 @@ class ConvSpec:
     def cycles_per_frame(self):
         """Cycles from a frame's first input to its last output, without stalls."""
         out_h, out_w = self.out_shape
-        return (self.output_position(out_h - 1, out_w - 1) + (self.fold - 1) * (out_h * out_w - 1)
-                + self.latency)
+        return (self.output_beat(out_h - 1, self.out_beats - 1)
+                + (self.fold - 1) * (out_h * out_w - 1) + self.latency)
 
     @property
     def cycles_per_output(self):
@@ -809,9 +888,9 @@ class ConvSpec:
     @property
     def frame_interval(self):
         """Cycles between the first inputs of consecutive frames streamed back to back without
-        stalls: every position once, ``fold`` cycles for each that completes an output."""
+        stalls: every position (beat) once, ``fold`` cycles for each that completes an output."""
         out_h, out_w = self.out_shape
-        return self.positions_per_frame + (self.fold - 1) * out_h * out_w
+        return self.beats_per_frame + (self.fold - 1) * out_h * out_w
 
     @property
     def line_buffer_bits(self):
@@ -832,7 +911,8 @@ class ConvSpec:
         folded = copy.copy(self)
         folded._pe, folded._simd = pe, simd
         folded._args = {**self._args, "pe": pe, "simd": simd}
-        if folded.folded and self._max_dsps is not None and self._max_dsps < folded.multipliers:
+        if folded.folded and (self._ppc > 1 or self._max_dsps is not None
+                              and self._max_dsps < folded.multipliers):
             return self.replace(pe=pe, simd=simd)   # (raises the constructor's error)
         return folded
 
@@ -854,7 +934,8 @@ class ConvSpec:
                 self._in_channels, self._out_channels, self._groups, self._layer, self._stride,
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
-                self._stage._key(), self._border, self._border_value, self._operation)
+                self._stage._key(), self._border, self._border_value, self._operation,
+                self._ppc)
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
@@ -875,6 +956,8 @@ class ConvSpec:
             facts["operation"] = self._operation
         if self._border != "constant" or self._border_value:   # (default: headers unchanged)
             facts.update(border=self._border, border_value=self._border_value)
+        if self._ppc > 1:   # (default: headers unchanged)
+            facts.update(pixels_per_clock=self._ppc)
         if self._layer:
             facts.update({
                 "in_channels": self._in_channels, "out_channels": self._out_channels,
@@ -903,7 +986,8 @@ class ConvSpec:
                 f"stride={self._stride}, padding={self._padding}, dilation={self._dilation}, "
                 f"in_bits={self._in_bits}{', signed' if self._in_signed else ''}, "
                 f"coeff_bits={self._coeff_bits}, flip={self._flip}, out_bits={self.out_bits}"
-                f"{self._border_repr()})")
+                f"{self._border_repr()}"
+                f"{f', pixels_per_clock={self._ppc}' if self._ppc > 1 else ''})")
 
     def _border_repr(self):
         if self._border == "constant" and not self._border_value:

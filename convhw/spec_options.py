@@ -17,8 +17,7 @@ from .spec import ConvSpec
 from .spec1d import Conv1dSpec
 from .errors import CliError
 
-__all__ = ["add_spec_arguments", "spec_from_args", "runtime_kernel", "add_model_arguments",
-           "model_from_args"]
+__all__ = ["add_spec_arguments", "spec_from_args", "runtime_kernel"]
 
 #: Spec parameter (as named in ConvSpec/Conv1dSpec errors) -> the option that sets it.
 OPTION_OF = {
@@ -29,7 +28,7 @@ OPTION_OF = {
     "out_bits": "--out-bits", "max_dsps": "--max-dsps", "weights": "--weights",
     "groups": "--groups", "bias": "--bias", "relu": "--relu", "in_channels": "--in-channels",
     "out_channels": "--out-channels", "pe": "--pe", "simd": "--simd", "border": "--border",
-    "border_value": "--border-value",
+    "border_value": "--border-value", "pixels_per_clock": "--pixels-per-clock",
 }
 
 
@@ -74,6 +73,9 @@ def add_spec_arguments(parser):
     group.add_argument("--max-dsps", type=int, metavar="N",
                        help="runtime coefficients: at most N multipliers in DSP blocks, the rest "
                             "in logic")
+    group.add_argument("--pixels-per-clock", type=int, default=1, metavar="N",
+                       help="pixels per input beat and outputs per output beat: 1, 2, 4 or 8 "
+                            "(default 1; N > 1 needs stride 1 and a width multiple of N)")
     layer = parser.add_argument_group("CNN layer (multi-channel)")
     layer.add_argument("--weights", metavar="FILE.npy",
                        help="layer weights (Cout, Cin/groups, KH, KW) integers; not with --kernel "
@@ -321,14 +323,18 @@ def spec_from_args(args, frame_shape=None):
         max_dsps=getattr(args, "max_dsps", None),
         border=getattr(args, "border", "constant"), border_value=getattr(args, "border_value", 0),
     )
+    lanes = getattr(args, "pixels_per_clock", 1)
     try:
         if dims == 1:
             for option in ("stride", "dilation"):
                 if isinstance(common[option], tuple):
                     raise CliError(f"--{option}: a 1-D core takes one integer, not "
                                    f"{getattr(args, option)!r}")
+            if lanes != 1:
+                raise CliError(f"--pixels-per-clock: a 1-D core takes 1 sample per clock, "
+                               f"not {lanes}")
             return Conv1dSpec(**geometry, **kernel_args, **common)
-        return ConvSpec(**geometry, **kernel_args, **layer, **common)
+        return ConvSpec(**geometry, **kernel_args, **layer, **common, pixels_per_clock=lanes)
     except (ValueError, TypeError) as error:
         raise _spec_error(error) from None
 
@@ -362,63 +368,3 @@ def runtime_kernel(args, spec):
                        f"{spec.coeff_bits} (signed range {lo}..{hi})")
     return kernel
 
-
-# --- ONNX models --------------------------------------------------------------------------------
-
-#: Spec options that a model replaces: (attribute, default). ``--model`` refuses them.
-_MODEL_EXCLUDES = (
-    ("width", None), ("height", None), ("dims", None), ("length", None), ("kernel", None),
-    ("runtime_coeffs", False), ("kernel_size", None), ("stride", "1"), ("padding", "0"),
-    ("dilation", "1"), ("border", "constant"), ("border_value", 0), ("in_bits", 8),
-    ("signed", False), ("coeff_bits", None), ("flip", False), ("shift", None),
-    ("out_bits", None), ("max_dsps", None), ("weights", None), ("groups", 1), ("bias", None),
-    ("relu", False), ("in_channels", None), ("out_channels", None), ("pe", None),
-    ("simd", None),
-)
-
-
-def add_model_arguments(parser):
-    """Add ``--model``: a quantized ONNX model instead of the spec options."""
-    group = parser.add_argument_group("ONNX model")
-    group.add_argument("--model", metavar="M.onnx",
-                       help="a quantized ONNX model (onnxruntime quantize_static, QDQ or "
-                            "QOperator): the whole network as a chain of streaming layers, "
-                            "instead of the convolution spec options")
-    return group
-
-
-def model_from_args(args, foldings=None):
-    """``(network, chain)`` for ``--model`` (:meth:`convhw.onnx.Network.chain` with
-    ``foldings``), or ``None`` without it.
-
-    Raises
-    ------
-    CliError
-        A spec option given with ``--model``, a model that cannot be read or built.
-    """
-    path = getattr(args, "model", None)
-    if path is None:
-        return None
-    for name, default in _MODEL_EXCLUDES:
-        if getattr(args, name, default) != default:
-            option = OPTION_OF.get(name, f"--{name.replace('_', '-')}")
-            raise CliError(f"{option}: not with --model (the model gives every layer)")
-    try:
-        from .onnx import UnsupportedModelError, read_model
-    except ModuleNotFoundError as error:
-        raise CliError(f"--model: needs the onnx package ({error}); pip install "
-                       f"'convhw[onnx]'")
-    try:
-        network = read_model(path)
-    except UnsupportedModelError as error:
-        raise CliError(f"--model: {error}")
-    except (OSError, ValueError) as error:
-        raise CliError(f"--model: cannot read {path!r}: {error}")
-    except Exception as error:   # onnx's own parse errors (DecodeError and kin)
-        raise CliError(f"--model: cannot read {path!r} as an ONNX model "
-                       f"({type(error).__name__}: {error})")
-    try:
-        chain = network.chain(foldings)
-    except (ValueError, TypeError) as error:
-        raise CliError(f"--model: {error}")
-    return network, chain

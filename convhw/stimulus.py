@@ -4,7 +4,8 @@ beats packed as the stream carries them, the cycle budget, and the :class:`SimRe
 :mod:`convhw.harness` (the Amaranth simulator) and :mod:`convhw.fastsim` (compiled models) both
 build on this module; neither imports the other's internals.
 
-A beat carries one pixel with all its channels, channel 0 in the lowest bits. A layer's frames
+A beat carries one pixel with all its channels, channel 0 in the lowest bits; with N pixels per
+clock it carries N consecutive pixels of a row, the leftmost in the lowest bits. A layer's frames
 are ``(C, H, W)`` (``spec.input_shape``) and its results ``(Cout, OH, OW)``; other cores' are 2-D
 (or 1-D for sequences).
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["SimResult", "check_probability", "stimulus", "coefficient_writes", "budget",
-           "input_shape", "output_shape", "pack_beats", "unpack_beats", "result_frames",
+           "input_shape", "output_shape", "lanes", "beat_shape", "pack_beats", "unpack_beats", "result_frames",
            "marker_errors"]
 
 
@@ -130,7 +131,7 @@ def coefficient_writes(spec, kernel):
 
 def budget(spec, frames, in_stall, out_stall):
     """A generous cycle limit: past it, a run is declared hung."""
-    positions = spec.positions_per_frame
+    positions = getattr(spec, "beats_per_frame", spec.positions_per_frame)
     outputs = int(np.prod(spec.out_shape))
     fold = getattr(spec, "fold", 1)
     writes = getattr(spec, "coefficient_count", spec.taps)
@@ -139,13 +140,30 @@ def budget(spec, frames, in_stall, out_stall):
     return int(4 * len(frames) * per_frame / max(rate, 0.01)) + 1000
 
 
+def lanes(spec):
+    """Pixels per beat (``pixels_per_clock``; 1 for specs without it)."""
+    return getattr(spec, "pixels_per_clock", 1)
+
+
+def beat_shape(spec):
+    """``(rows, beats per row)`` of an output frame's beats (``out_beats`` with N lanes)."""
+    shape = tuple(spec.out_shape)
+    if lanes(spec) == 1:
+        return shape
+    return (shape[0], spec.out_beats)
+
+
 def pack_beats(spec, frame):
-    """The beats of ``frame`` as Python integers: each pixel's channels side by side."""
+    """The beats of ``frame`` as Python integers: each pixel's channels side by side, and with
+    N pixels per clock N consecutive pixels of a row side by side (the leftmost lowest)."""
     bits, mask = spec.in_bits, (1 << spec.in_bits) - 1
     if frame.ndim == 3:
         pixels = frame.reshape(frame.shape[0], -1).T  # (pixels, channels)
     else:
         pixels = frame.reshape(-1, 1)
+    n = lanes(spec)
+    if n > 1:   # (beats, lanes * channels): lane-major, channel 0 lowest within a lane
+        pixels = pixels.reshape(-1, n * pixels.shape[1])
     if pixels.shape[1] == 1:
         return [int(v) & mask for v in pixels[:, 0].tolist()]
     return [sum((int(v) & mask) << (bits * c) for c, v in enumerate(row))
@@ -161,7 +179,13 @@ def unpack_beats(values, bits, channels):
 
 
 def result_frames(spec, values, count):
-    """``count`` output frames from ``(n, channels)`` output values in stream order."""
+    """``count`` output frames from ``(n, channels)`` output values in stream order (with N
+    lanes, ``(beats, N * channels)`` values, and the unused lanes of partial beats dropped)."""
+    n = lanes(spec)
+    if n > 1:
+        out_h, out_w = spec.out_shape
+        beats = values.reshape(-1, spec.out_beats * n, values.shape[1] // n)
+        values = beats[:, :out_w].reshape(-1, values.shape[1] // n)
     size = int(np.prod(spec.out_shape))
     shape = output_shape(spec)
     frames = []

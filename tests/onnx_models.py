@@ -113,8 +113,22 @@ def global_average(rng):
     return graph_model(nodes, i1, (2, 6, 7)), (2, 6, 7)
 
 
+def average(rng):
+    """AveragePools that the hardware builds: no padding, and padding with
+    count_include_pad=1."""
+    c1, i1 = _conv("conv1", "x", rng, 4, 2, (3, 3), pads=[1, 1, 1, 1])
+    c2, i2 = _conv("conv2", "avg2", rng, 3, 4, (1, 1))
+    nodes = [c1, helper.make_node("Relu", ["conv1"], ["relu1"], name="relu1"),
+             helper.make_node("AveragePool", ["relu1"], ["avg1"], name="avg1",
+                              kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("AveragePool", ["avg1"], ["avg2"], name="avg2",
+                              kernel_shape=[3, 2], pads=[1, 0, 1, 1], count_include_pad=1),
+             c2]
+    return graph_model(nodes, i1 + i2, (2, 9, 8), output="conv2"), (2, 9, 8)
+
+
 FLOAT_MODELS = {"conv_attributes": conv_attributes, "pooling": pooling, "dense": dense,
-                "global_average": global_average}
+                "global_average": global_average, "average": average}
 
 
 def random_input(shape, count, seed, spread=1.5):
@@ -197,12 +211,14 @@ def assert_double_rounding_only(network, x):
 
     from convhw.golden import conv_layer
     from convhw.onnx import input_codes, run_layer
-    from convhw.onnx.layers import ConvLayer
+    from convhw.onnx.layers import AveragePoolLayer, ConvLayer
     from convhw.onnx.multiplier import scale_and_shift
 
     v = input_codes(network, x) - network.input.zero_point
     for layer in network.layers:
         emulated = run_layer(layer, v, onnxruntime_rounding=True)
+        if isinstance(layer, AveragePoolLayer):
+            _average_near_ties(layer, v, run_layer(layer, v), emulated)
         if isinstance(layer, ConvLayer):
             exact = run_layer(layer, v)
             for n, c, i, j in np.argwhere(exact != emulated):
@@ -216,3 +232,27 @@ def assert_double_rounding_only(network, x):
                 assert distance <= abs(product) * Fraction(1, 1 << 23), (layer.name, acc)
                 assert abs(int(exact[n, c, i, j]) - int(emulated[n, c, i, j])) == 1
         v = emulated
+
+
+def _average_near_ties(layer, v, exact, emulated):
+    """Where the exact average pool differs from onnxruntime's float32 one, the exact
+    ``sum * S(n)`` lies within 2**-16 of a tie (in centred or code space alike: the zero point
+    is an integer) and the two differ by one."""
+    from fractions import Fraction
+
+    from convhw.onnx.multiplier import scale_and_shift
+    from convhw.onnx.pooling import average_multiplier, window_counts
+
+    (kh, kw), (sy, sx) = layer.kernel, layer.stride
+    (top, _), (left, _) = layer.padding
+    counts = (np.full(exact.shape[-2:], kh * kw) if layer.count_include_pad
+              else window_counts(v.shape, layer))
+    for n, c, i, j in np.argwhere(exact != emulated):
+        rows = range(max(i * sy - top, 0), min(i * sy - top + kh, v.shape[2]))
+        cols = range(max(j * sx - left, 0), min(j * sx - left + kw, v.shape[3]))
+        total = int(sum(v[n, c, y, x] for y in rows for x in cols))
+        scales, shifts = scale_and_shift([average_multiplier(layer, counts[i, j])])
+        product = Fraction(total * scales[0], 1 << shifts[0])
+        distance = abs(product - (product.numerator // product.denominator) - Fraction(1, 2))
+        assert distance <= Fraction(1, 1 << 16), (layer.name, total)
+        assert abs(int(exact[n, c, i, j]) - int(emulated[n, c, i, j])) == 1

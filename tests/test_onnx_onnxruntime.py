@@ -8,7 +8,9 @@ combination onnxruntime offers), per tensor and per channel. For each:
   on every output;
 - the exact reference differs from onnxruntime only through double rounding, and layer by layer
   every conv/dense/global-average output where exact and float32 rounding disagree has its exact
-  product ``acc * S`` within float32 rounding of a tie.
+  product ``acc * S`` within float32 rounding of a tie; every average-pool output where the
+  exact average and onnxruntime's float32 one disagree has ``sum * S(n)`` within 2**-16 of a
+  tie.
 """
 
 import itertools
@@ -16,7 +18,7 @@ import itertools
 import numpy as np
 import pytest
 
-from convhw.onnx import input_codes, read_model, run_network
+from convhw.onnx import AveragePoolLayer, input_codes, read_model, run_network
 
 from onnx_models import (FLOAT_MODELS, assert_double_rounding_only, optimized_ops, quantized,
                          random_input, run_onnxruntime)
@@ -47,7 +49,11 @@ def test_against_onnxruntime(case):
 
     exact = run_network(network, x)
     assert exact.shape == expected.shape and exact.dtype == expected.dtype
-    assert np.mean(exact != expected) < 0.05
+    if not any(isinstance(layer, AveragePoolLayer) for layer in network.layers):
+        # (An AveragePool with equal input and output scales, as quantize_static writes it,
+        # has many exact ties that onnxruntime's float32 sum decides either way: see
+        # docs/onnx.md. Layer by layer the differences are checked below.)
+        assert np.mean(exact != expected) < 0.05
     assert_double_rounding_only(network, x)
 
 

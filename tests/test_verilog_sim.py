@@ -16,7 +16,8 @@ from amaranth.utils import ceil_log2
 from convhw import Conv1dSpec, ConvSpec
 from convhw.export import to_verilog
 from convhw.golden import run_spec
-from convhw.stimulus import coefficient_writes, output_shape, pack_beats, unpack_beats
+from convhw.stimulus import (beat_shape, coefficient_writes, lanes, output_shape, pack_beats,
+                             result_frames, unpack_beats)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("iverilog") is None or shutil.which("vvp") is None,
@@ -136,7 +137,7 @@ def _input_beats(spec, frames):
     bits = _data_bits(spec, "in")
     for frame in frames:
         frame = np.asarray(frame)
-        width = frame.shape[-1]
+        width = frame.shape[-1] // lanes(spec)
         for index, data in enumerate(pack_beats(spec, frame)):
             tuser, tlast = int(index == 0), int(index % width == width - 1)
             words.append((tuser << (bits + 1)) | (tlast << bits) | data)
@@ -145,8 +146,8 @@ def _input_beats(spec, frames):
 
 def _data_bits(spec, side):
     if side == "in":
-        return spec.in_bits * getattr(spec, "in_channels", 1)
-    return spec.out_bits * getattr(spec, "out_channels", 1)
+        return spec.in_bits * getattr(spec, "in_channels", 1) * lanes(spec)
+    return spec.out_bits * getattr(spec, "out_channels", 1) * lanes(spec)
 
 
 def expected_markers(out_shape, frames):
@@ -181,15 +182,16 @@ def run_icarus(tmp_path, spec, frames, kernels=None, *, in_gaps=0.3, out_stall=0
         (tmp_path / "coef_addr.hex").write_text(_hex([a for w in writes for a, _ in w],
                                                      addr_bits))
     frame_size = int(np.prod(spec.frame_shape))
-    outputs = int(np.prod(spec.out_shape))
+    outputs = int(np.prod(beat_shape(spec)))
     nout = len(frames) * outputs
-    positions = spec.positions_per_frame + (getattr(spec, "fold", 1) - 1) * outputs
+    positions = (getattr(spec, "beats_per_frame", spec.positions_per_frame)
+                 + (getattr(spec, "fold", 1) - 1) * outputs)
     limit = int(len(frames) * (positions + spec.latency + len(writes[0]) + 16 +
                                gaps.mean() * frame_size) / (1 - out_stall) * 4) + 1000
     coef_ports = (",\n    .coef_we(coef_we), .coef_addr(coef_addr), .coef_data(coef_data)"
                   if runtime else "")
     bench = TESTBENCH.format(
-        nin=len(words), nout=nout, frame=frame_size, taps=len(writes[0]), nready=nready,
+        nin=len(words), nout=nout, frame=frame_size // lanes(spec), taps=len(writes[0]), nready=nready,
         limit=limit, runtime=int(runtime), in_bits=in_bits, out_bits=out_bits,
         addr_bits=addr_bits, coeff_bits=spec.coeff_bits,
         coef_depth=max(1, len(frames) * len(writes[0])), coef_ports=coef_ports)
@@ -201,13 +203,23 @@ def run_icarus(tmp_path, spec, frames, kernels=None, *, in_gaps=0.3, out_stall=0
     assert "DONE" in done.stdout and "0 protocol errors" in done.stdout, done.stdout
     beats = [line.split() for line in (tmp_path / "out.txt").read_text().splitlines()]
     values = unpack_beats([int(b[0], 16) for b in beats], spec.out_bits,
-                          getattr(spec, "out_channels", 1))
+                          getattr(spec, "out_channels", 1) * lanes(spec))
     return values, [(int(b[1]), int(b[2])) for b in beats], done.stdout
 
 
 def check(tmp_path, spec, frames, kernels=None, **stalls):
     values, markers, _ = run_icarus(tmp_path, spec, frames, kernels, **stalls)
     kernels = kernels if kernels is not None else [None] * len(frames)
+    if lanes(spec) > 1:   # beats of N outputs: compare whole frames, markers per beat
+        got = result_frames(spec, values, len(frames))
+        for frame, kernel, result in zip(frames, kernels, got):
+            np.testing.assert_array_equal(result, run_spec(spec, frame, kernel))
+        assert markers == expected_markers(beat_shape(spec), len(frames))
+        n, out_w = lanes(spec), spec.out_shape[1]
+        if out_w % n:   # a partial last beat: its unused lanes hold 0
+            beats = values.reshape(-1, spec.out_beats, n, values.shape[1] // n)
+            assert (beats[:, -1, out_w % n:] == 0).all()
+        return
     # Stream order: pixel by pixel, every channel of a pixel in one beat.
     expected = np.concatenate([
         np.asarray(run_spec(spec, frame, kernel)).reshape(-1, int(np.prod(spec.out_shape))).T
@@ -340,3 +352,22 @@ def test_border_modes_1d(tmp_path):
     spec = Conv1dSpec(length=9, kernel=[2, 7, -1], padding="same", border_value=-77,
                       in_signed=True)
     check(tmp_path / "b", spec, random_frames(spec, 3, 14), seed=14)
+
+
+@pytest.mark.parametrize("lanes_", [2, 4])
+def test_pixels_per_clock(tmp_path, lanes_):
+    """N pixels per clock: wide beats, reflect-101 borders, runtime coefficients, a partial
+    last output beat (valid padding on the x axis)."""
+    spec = ConvSpec(width=4 * lanes_, height=7, kernel_shape=(3, 3), coeff_bits=5,
+                    padding=(1, 0), border="reflect-101", pixels_per_clock=lanes_)
+    rng = np.random.default_rng(7)
+    kernels = [rng.integers(-16, 16, size=(3, 3)) for _ in range(2)]
+    check(tmp_path, spec, random_frames(spec, 2, 7), kernels, seed=7)
+
+
+def test_pixels_per_clock_no_stalls_cycle_count(tmp_path):
+    spec = ConvSpec(width=16, height=6, kernel=[[1, 2, 1], [2, 4, 2], [1, 2, 1]],
+                    padding="same", border="replicate", pixels_per_clock=4)
+    values, markers, stdout = run_icarus(tmp_path, spec, random_frames(spec, 1, 8),
+                                         in_gaps=0, out_stall=0)
+    assert int(stdout.split("DONE ")[1].split()[0]) == spec.cycles_per_frame

@@ -54,6 +54,9 @@ def board_spec_from_args(args, frame_shape=None):
     spec = spec_from_args(args, frame_shape)
     if len(spec.frame_shape) != 2:
         raise CliError("--dims: the boards run the 2-D core; use --dims 2")
+    if getattr(spec, "pixels_per_clock", 1) != 1:
+        raise CliError(f"--pixels-per-clock: the boards' UART link carries 1 pixel per clock, "
+                       f"not {spec.pixels_per_clock}")
     return spec
 
 

@@ -5,8 +5,8 @@ import sys
 
 from ..export import to_rtlil, to_verilog
 from ..errors import CliError
-from ..spec_options import (add_model_arguments, add_spec_arguments, model_from_args,
-                            spec_from_args)
+from ..model_options import add_model_arguments, chain_from_args
+from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run"]
 
@@ -37,8 +37,8 @@ def output_format(path, chosen):
 
 
 def run(args):
-    model = model_from_args(args)
-    spec = model[1] if model else spec_from_args(args)
+    model = chain_from_args(args)
+    spec = model[2] if model else spec_from_args(args)
     name = args.name or ("convnet" if model else
                          "conv1d" if len(spec.frame_shape) == 1 else "conv2d")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", name):

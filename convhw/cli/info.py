@@ -133,7 +133,9 @@ def run(args):
         channels = range(getattr(spec, "out_channels", 1))
         facts["adder_tree_terms"] = (sum(len(spec.channel_terms(co)) for co in channels)
                                      if layer else len(spec.terms))
-    facts["dsp_taps"] = spec.dsp_taps
+    lanes = getattr(spec, "pixels_per_clock", 1)
+    facts["pixels_per_clock"] = lanes
+    facts["dsp_taps"] = spec.dsp_taps * lanes    # (every lane's)
     if len(spec.frame_shape) == 2:
         facts["line_buffer_bits"] = ((spec.span[0] - 1) * spec.width * spec.in_bits
                                      * spec.in_channels)

@@ -76,6 +76,9 @@ def format_result(result):
 
 def run(args):
     spec = spec_from_args(args)
+    if getattr(spec, "pixels_per_clock", 1) != 1:
+        raise CliError(f"--pixels-per-clock: prove checks cores of 1 pixel per clock, "
+                       f"not {spec.pixels_per_clock}")
     if args.depth is not None and args.depth < 1:
         raise CliError(f"--depth: must be a positive number of cycles, not {args.depth}")
     positions = spec.positions_per_frame

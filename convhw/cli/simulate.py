@@ -28,8 +28,9 @@ from ..golden import run_spec
 from ..harness import describe_mismatch, simulate
 from ..images import IMAGE_SUFFIXES, load_frame, save_frame
 from ..errors import CliError, tool_failure
-from ..spec_options import (add_model_arguments, add_spec_arguments, model_from_args,
-                            runtime_kernel, spec_from_args)
+from ..model_options import add_model_arguments, chain_from_args
+from .synth import TARGET_NAMES
+from ..spec_options import add_spec_arguments, runtime_kernel, spec_from_args
 
 __all__ = ["add_parser", "run", "frame_sequence", "run_and_compare", "picture_levels"]
 
@@ -65,9 +66,10 @@ def add_parser(subparsers):
                         help="pysim (default) or fast: a compiled model (Verilator)")
     parser.add_argument("--clock-mhz", type=float, metavar="F",
                         help="--model: report inferences per second at this clock")
-    parser.add_argument("--target", metavar="T",
+    parser.add_argument("--target", choices=TARGET_NAMES,
                         help="--model: synthesize for this part (as convhw synth) and report "
-                             "inferences per second at its Fmax")
+                             "inferences per second at its Fmax; its DSP blocks are the "
+                             "multiplier budget")
     add_spec_arguments(parser)
     add_model_arguments(parser)
     return parser
@@ -207,9 +209,9 @@ def _print_summary(report, spec, written):
 def run(args):
     if getattr(args, "model", None) is not None:
         return run_model(args)
-    if getattr(args, "clock_mhz", None) is not None or getattr(args, "target", None) is not None:
-        raise CliError(f"--{'clock-mhz' if args.clock_mhz is not None else 'target'}: only "
-                       f"with --model")
+    for option in ("clock_mhz", "target", "max_multipliers", "folding"):
+        if getattr(args, option, None) is not None:
+            raise CliError(f"--{option.replace('_', '-')}: goes with --model")
     if args.frames < 1:
         raise CliError(f"--frames: must be >= 1, not {args.frames}")
     if not 0 <= args.stall < 1:
@@ -282,9 +284,7 @@ def _clock(args, chain):
         return args.clock_mhz, "given"
     if args.target is None:
         return None, None
-    from .synth import TARGET_NAMES, synthesize_spec
-    if args.target not in TARGET_NAMES:
-        raise CliError(f"--target: must be one of {', '.join(TARGET_NAMES)}, not {args.target!r}")
+    from .synth import synthesize_spec
     report = synthesize_spec(chain, args.target).to_dict()
     return report["fmax_mhz"], f"Fmax on {args.target}"
 
@@ -301,7 +301,7 @@ def run_model(args):
     if args.output and os.path.splitext(args.output)[1].lower() != ".npy":
         raise CliError(f"--output: with --model, a .npy file (the model's output), not "
                        f"{args.output!r}")
-    network, chain = model_from_args(args)
+    network, folding, chain = chain_from_args(args)
     codes, batched = _model_input(network, args.input)
     if not len(codes):
         raise CliError("--input: holds no inference (N = 0)")
@@ -333,6 +333,7 @@ def run_model(args):
         model=args.model, inferences=count, cycles_per_inference=per_inference,
         bottleneck_cycles_per_inference=chain.cycles_per_frame,
         bottleneck_layer=chain.names[chain.bottleneck], multipliers=chain.multipliers,
+        folding=folding.to_dict(),
         clock_mhz=clock, clock_source=clock_source,
         inferences_per_second=(round(clock * 1e6 / per_inference, 1)
                                if clock and per_inference else None),
@@ -343,6 +344,10 @@ def run_model(args):
     print(f"{count} inference(s) {tuple(network.input_shape)} -> "
           f"{tuple(network.output_shape)}, {len(chain)} layers, engine {report['engine']}, "
           f"stall {report['stall']}")
+    print("folding: " + ", ".join(
+        f"{name} pe={spec.pe} simd={spec.simd}" for name, spec in zip(chain.names, chain.specs)
+        if spec.operation == "conv" and spec.multipliers)
+        + f" ({chain.multipliers} multipliers, budget {folding.max_multipliers})")
     if cycles is not None:
         print(f"cycles: {cycles} ({per_inference:.1f} per inference back to back; no-stall "
               f"bottleneck {chain.cycles_per_frame} in {chain.names[chain.bottleneck]!r}), "

@@ -10,8 +10,8 @@ import json
 import sys
 
 from ..errors import CliError, tool_failure
-from ..spec_options import (add_model_arguments, add_spec_arguments, model_from_args,
-                            spec_from_args)
+from ..model_options import add_model_arguments, chain_from_args
+from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "synthesize_spec", "format_report"]
 
@@ -79,8 +79,8 @@ def format_report(report):
 
 
 def run(args):
-    model = model_from_args(args)
-    spec = model[1] if model else spec_from_args(args)
+    model = chain_from_args(args)
+    spec = model[2] if model else spec_from_args(args)
     report = synthesize_spec(spec, args.target, freq=args.freq, seed=args.seed,
                              build_dir=args.build_dir).to_dict()
     if args.json:

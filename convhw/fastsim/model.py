@@ -101,12 +101,14 @@ class Model:
 
 
 def _out_words(spec):
-    return max(1, -(-spec.out_bits * getattr(spec, "out_channels", 1) // 32))
+    return max(1, -(-spec.out_bits * getattr(spec, "out_channels", 1)
+                    * getattr(spec, "pixels_per_clock", 1) // 32))
 
 
 def in_words(spec):
-    """32-bit words of ``s_axis_tdata``: every input channel of a pixel."""
-    return max(1, -(-spec.in_bits * getattr(spec, "in_channels", 1) // 32))
+    """32-bit words of ``s_axis_tdata``: every input channel of a pixel (of each lane)."""
+    return max(1, -(-spec.in_bits * getattr(spec, "in_channels", 1)
+                    * getattr(spec, "pixels_per_clock", 1) // 32))
 
 
 def _flags(spec, trace):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..stalls import INPUT, OUTPUT, StallPattern
-from ..stimulus import (SimResult, budget, check_probability, coefficient_writes, pack_beats,
-                        result_frames, stimulus)
+from ..stimulus import (SimResult, beat_shape, budget, check_probability, coefficient_writes,
+                        lanes, pack_beats, result_frames, stimulus)
 from .model import build, in_words
 
 __all__ = ["simulate", "marker_errors"]
@@ -49,8 +49,8 @@ def _job(spec, frames, kernels, in_stall, out_stall, seed, limit):
     stall_in = StallPattern(seed, INPUT, in_stall)
     stall_out = StallPattern(seed, OUTPUT, out_stall)
     header = np.zeros(_HEADER_WORDS, dtype="<u8")
-    header[:11] = [_JOB_MAGIC, len(frames), len(beats[0]), spec.frame_shape[-1],
-                   int(np.prod(spec.out_shape)), taps, stall_in.key, stall_in.threshold,
+    header[:11] = [_JOB_MAGIC, len(frames), len(beats[0]), spec.frame_shape[-1] // lanes(spec),
+                   int(np.prod(beat_shape(spec))), taps, stall_in.key, stall_in.threshold,
                    stall_out.key, stall_out.threshold, limit]
     return b"".join([header.tobytes(), *(b.tobytes() for b in beats),
                      *(c.tobytes() for c in coefs)])
@@ -114,7 +114,7 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
         raise ValueError("'frames' must hold at least one frame, not an empty sequence")
     limit = max_cycles or budget(spec, frames, in_stall, out_stall)
     model = build(dut, trace=vcd is not None)
-    out_size = int(np.prod(spec.out_shape))
+    out_size = int(np.prod(beat_shape(spec)))
 
     with tempfile.TemporaryDirectory(prefix="convhw-fastsim-") as tmp:
         job, out = Path(tmp) / "job.bin", Path(tmp) / "out.bin"
@@ -140,9 +140,9 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
     offset += 4 * outputs * n_words
     markers = np.frombuffer(raw, np.uint8, outputs, offset)
 
-    channels = getattr(spec, "out_channels", 1)
+    channels = getattr(spec, "out_channels", 1) * lanes(spec)
     values = _channel_values(words, spec.out_bits, channels)
     errors = [_ERRORS[code & 1].format(cycle=code >> 1) for code in error_codes]
-    errors += marker_errors(markers, spec.out_shape)
+    errors += marker_errors(markers, beat_shape(spec))
     return SimResult(frames=result_frames(spec, values, len(frames)), cycles=last_out - first_in,
                      total_cycles=last_out + 1, errors=errors, engine="verilator")

@@ -38,7 +38,6 @@ class Chain(wiring.Component):
             raise TypeError(f"'spec' must be a ChainSpec, not {spec!r}")
         self._spec = spec
         super().__init__(core_signature(spec))
-        self.cores = [Conv2d(layer) for layer in spec.specs]
 
     @property
     def spec(self):
@@ -46,7 +45,9 @@ class Chain(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cores = self.cores
+        # Built here, not in __init__: a compiled model found in the cache runs the chain
+        # without elaborating it, and cores made up front would then be reported unused.
+        cores = [Conv2d(layer) for layer in self._spec.specs]
         for index, (core, name) in enumerate(zip(cores, self._spec.names)):
             m.submodules[f"l{index}_{name}"] = core
         first, last = cores[0], cores[-1]

@@ -31,6 +31,12 @@ Frame edges
     ``first`` arriving mid-frame ends that frame early: its missing pixels are taken as zeros,
     its outputs all come out, and the new frame starts with that pixel. Input ``last`` is not
     needed and is ignored.
+
+N pixels per clock
+    With ``spec.pixels_per_clock`` N > 1 every stream beat carries N consecutive pixels of a row
+    (outputs), the leftmost in the lowest bits, and the core walks beats: a line buffer N pixels
+    wide, a window chain that shifts N pixels per clock, one datapath per lane
+    (``docs/architecture.md``, "N pixels per clock").
 """
 
 from dataclasses import replace
@@ -50,7 +56,7 @@ from .line_buffer import LineBuffer
 from .products import TermBuilder
 from .requantize import requantize, serial_requantize, shares_output_stage
 from .schedule import Scheduler
-from .window import Window
+from .window import LaneWindow, Window
 
 __all__ = ["Conv2d"]
 
@@ -71,11 +77,15 @@ class Conv2d(StreamingCore):
         m = Module()
         spec = self._spec
         kh, kw = spec.kernel_shape
-        channels = spec.in_channels
+        channels, lanes = spec.in_channels, spec.pixels_per_clock
         element = self.i.payload.data.shape()
+        if lanes > 1:
+            element = element.elem_shape
         if channels > 1:
             element = element.elem_shape
         pixel_shape = data.ArrayLayout(element, channels)
+        # What a position of the stream carries: a pixel, or a beat of ``lanes`` pixels.
+        beat_shape = pixel_shape if lanes == 1 else data.ArrayLayout(pixel_shape, lanes)
         output = self.output_queue(m)
 
         # P0: the scheduler issues one position per clock (a folded core: an emitting position
@@ -101,18 +111,24 @@ class Conv2d(StreamingCore):
         ]
         m.d.comb += output.start.eq(issue & sched.emit)
 
-        control = data.StructLayout({
-            "emit": 1, "first": 1, "last": 1, "sof": 1, "row_mask": kh, "col_mask": kw})
+        fields = {"emit": 1, "first": 1, "last": 1, "sof": 1, "row_mask": kh,
+                  "col_mask": kw * lanes}
+        partial = hasattr(sched, "lane_mask")
+        if partial:
+            fields["lane_mask"] = lanes
+        control = data.StructLayout(fields)
         p0 = Signal(control)
         m.d.comb += [
             p0.emit.eq(issue & sched.emit), p0.first.eq(sched.first), p0.last.eq(sched.last),
             p0.sof.eq(issue & sched.at_start),
             p0.row_mask.eq(sched.row_mask), p0.col_mask.eq(sched.col_mask),
         ]
+        if partial:
+            m.d.comb += p0.lane_mask.eq(sched.lane_mask)
 
         # S1: line-buffer read data arrives; the column enters the window.
         s1 = Signal(control)
-        s1_valid, s1_pixel = Signal(), Signal(pixel_shape)
+        s1_valid, s1_pixel = Signal(), Signal(beat_shape)
         s1_column, s1_in_columns = Signal.like(sched.column), Signal()
         m.d.sync += [
             s1.eq(p0), s1_valid.eq(issue), s1_column.eq(sched.column),
@@ -123,8 +139,8 @@ class Conv2d(StreamingCore):
         column = [s1_pixel] * kh
         if span_h > 1:
             m.submodules.line_buffer = lb = LineBuffer(
-                shape=pixel_shape, rows=span_h - 1, width=spec.width,
-                stream_width=spec.stream_width)
+                shape=beat_shape, rows=span_h - 1, width=spec.width // lanes,
+                stream_width=spec.beat_width)
             m.d.comb += [
                 lb.advance.eq(issue), lb.column.eq(sched.column),
                 lb.next_column.eq(sched.next_column),
@@ -144,6 +160,8 @@ class Conv2d(StreamingCore):
                 column = [Mux(s1_in_columns, stored[i * spec.dilation[0]], 0)
                           for i in range(kh)]
         cols = sched.col_border
+        if lanes > 1:
+            return self._lanes_datapath(m, output, sched, column, s1, s1_valid, pixel_shape)
         # With border sources the window exposes every chain column, not only the taps'.
         m.submodules.window = window = Window(
             shape=pixel_shape, kernel_shape=(kh, spec.span[1]) if cols else (kh, kw),
@@ -179,6 +197,76 @@ class Conv2d(StreamingCore):
         else:
             results, done = self._parallel_datapath(m, s1, s2, tap, inside)
         self.write_result(m, output, done, results)
+        return m
+
+    def _lanes_datapath(self, m, output, sched, column, s1, s1_valid, pixel_shape):
+        """``pixels_per_clock`` > 1: a window chain ``lanes`` pixels longer that shifts a beat
+        per clock, and one set of taps, products and adder trees per lane (one coefficient
+        bank for all). Lane ``k`` of output beat ``c`` is output column ``c*N + k``."""
+        spec = self._spec
+        (kh, kw), dx, lanes = spec.kernel_shape, spec.dilation[1], spec.pixels_per_clock
+        lag = spec.beat_col_offset * lanes - spec.col_offset
+        m.submodules.window = window = LaneWindow(
+            shape=pixel_shape, rows=kh, lanes=lanes, length=spec.span[1] + lanes - 1 + lag)
+        m.d.comb += window.shift.eq(s1_valid)
+        m.d.comb += [window.column[i].eq(column[i]) for i in range(kh)]
+
+        s2 = Signal.like(s1)
+        m.d.sync += s2.eq(s1)
+        cols = sched.col_border
+        select = None
+        if cols is not None and cols.width:
+            s1_select = Signal(cols.width * lanes, name="s1_col_select")
+            select = Signal(cols.width * lanes, name="s2_col_select")
+            m.d.sync += [s1_select.eq(sched.col_select), select.eq(s1_select)]
+
+        bank = None
+        if spec.runtime_coeffs:
+            m.submodules.coefficients = bank = CoefficientBank(spec)
+            wiring.connect(m, wiring.flipped(self.coef), bank.port)
+            m.d.comb += bank.swap.eq(s1.sof)
+        s3 = Signal.like(s2)
+        m.d.sync += s3.eq(s2)
+        done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
+        beat = []
+        for k in range(lanes):
+            if cols is None:
+                def tap(row, col, ci, k=k):
+                    return window.chain[row][k + col * dx][ci]
+
+                def inside(row, col, k=k):
+                    return s2.row_mask[row] & s2.col_mask[k * kw + col]
+            else:
+                lane_select = None if select is None else \
+                    select[k * cols.width:(k + 1) * cols.width]
+                picked = [[Signal(pixel_shape, name=f"border_tap_{k}_{row}_{col}")
+                           for col in range(kw)] for row in range(kh)]
+                for row in range(kh):
+                    for col in range(kw):
+                        m.d.comb += picked[row][col].eq(cols.pick(
+                            col, lambda s, row=row, k=k: window.chain[row][k + s], lane_select))
+
+                def tap(row, col, ci, picked=picked):
+                    return picked[row][col][ci]
+
+                def inside(row, col):
+                    return None
+
+            builder = TermBuilder(m, spec, tap, inside, bank, fill=spec.border_value)
+            results = []
+            for co in range(spec.out_channels):
+                terms = builder.terms(co)
+                root = adder_tree(m, terms, name=f"tree_{k}_{co}")
+                extra = spec.tree_depth - tree_depth(len(terms))
+                if extra:
+                    root = replace(root, value=delay(m, root.value, extra, f"root_{k}_{co}"))
+                results.append(requantize(m, root, spec, co))
+            result = Cat(*results)
+            if hasattr(sched, "lane_mask"):
+                # The lanes past a row's last output (a partial last beat) give 0.
+                result = Mux(done.lane_mask[k], result, 0)
+            beat.append(result)
+        self.write_result(m, output, done, Cat(*beat))
         return m
 
     def _border_taps(self, m, sched, window, pixel_shape):

@@ -22,11 +22,12 @@ def core_signature(spec):
     ``taps`` and ``coeff_bits`` (and ``in_channels``/``out_channels``: one beat carries every
     channel of a pixel).
     """
+    lanes = getattr(spec, "pixels_per_clock", 1)
     members = {
         "i": In(stream.Signature(pixel_layout(spec.in_bits, spec.in_signed,
-                                              getattr(spec, "in_channels", 1)))),
+                                              getattr(spec, "in_channels", 1), lanes))),
         "o": Out(stream.Signature(pixel_layout(spec.out_bits, True,
-                                               getattr(spec, "out_channels", 1)))),
+                                               getattr(spec, "out_channels", 1), lanes))),
     }
     if spec.runtime_coeffs:
         members["coef"] = In(coefficient_port_signature(spec))

@@ -13,11 +13,13 @@ from amaranth.utils import ceil_log2
 __all__ = ["pixel_layout", "coefficient_port_signature"]
 
 
-def pixel_layout(bits, is_signed, channels=1):
-    """``{data, first, last}``; ``data`` is one value, or an array of ``channels`` values."""
+def pixel_layout(bits, is_signed, channels=1, lanes=1):
+    """``{data, first, last}``; ``data`` is one value, or an array of ``channels`` values; with
+    ``lanes`` > 1 an array of that many such pixels (a beat, the leftmost in the lowest bits)."""
     value = signed(bits) if is_signed else unsigned(bits)
+    pixel = value if channels == 1 else data.ArrayLayout(value, channels)
     return data.StructLayout({
-        "data": value if channels == 1 else data.ArrayLayout(value, channels),
+        "data": pixel if lanes == 1 else data.ArrayLayout(pixel, lanes),
         "first": 1,
         "last": 1,
     })

@@ -81,16 +81,21 @@ class Scheduler(wiring.Component):
         kh, kw = spec.kernel_shape
         self.row_border = BorderSelect(spec.row_border) if spec.border_sources else None
         self.col_border = BorderSelect(spec.col_border) if spec.border_sources else None
-        selects = {name: Out(border.width) for name, border in
-                   (("row_select", self.row_border), ("col_select", self.col_border))
-                   if border is not None and border.width}
+        lanes = spec.pixels_per_clock
+        widths = {"row_select": self.row_border and self.row_border.width,
+                  "col_select": self.col_border and self.col_border.width * lanes}
+        selects = {name: Out(width) for name, width in widths.items() if width}
+        # Lanes whose output can lie past the output row (a partial last beat).
+        self.lane_outputs = [-(-(spec.out_shape[1] - k) // lanes) for k in range(lanes)]
+        partial = {"lane_mask": Out(lanes)} if lanes > 1 and spec.out_shape[1] % lanes else {}
         super().__init__({
             "advance": In(1), "truncate": In(1), "moves": In(1),
             "needs_input": Out(1), "at_start": Out(1), "in_columns": Out(1),
-            "column": Out(range(spec.stream_width)),
+            "column": Out(range(spec.beat_width)),
             "emit": Out(1), "first": Out(1), "last": Out(1),
-            "row_mask": Out(kh), "col_mask": Out(kw),
-            "next_column": Out(range(spec.stream_width)),
+            "row_mask": Out(kh), "col_mask": Out(kw * lanes),
+            "next_column": Out(range(spec.beat_width)),
+            **partial,
             "next_needs_input": Out(1), "next_at_start": Out(1),
             **selects,
         })
@@ -106,8 +111,8 @@ class Scheduler(wiring.Component):
 
     def _initial_state(self):
         spec = self._spec
-        (sy, sx), wv = self._spec.stride, spec.stream_width
-        ey, ex = divmod(-spec.col_offset, wv)
+        (sy, sx), wv = self._spec.stride, spec.beat_width
+        ey, ex = divmod(-spec.beat_col_offset, wv)
         ey -= spec.row_offset
         return dict(vx=0, vy=0, ex=ex, ey=ey, ex_phase=ex % sx, ey_phase=ey % sy, truncating=0)
 
@@ -115,15 +120,15 @@ class Scheduler(wiring.Component):
         """The conditions that steer the step from ``s``: it is the frame's last position, the
         last of its stream row, the last of its output row."""
         spec = self._spec
-        wv = spec.stream_width
-        end_y, end_x = divmod(spec.positions_per_frame - 1, wv)
+        wv = spec.beat_width
+        end_y, end_x = divmod(spec.beats_per_frame - 1, wv)
         return dict(at_end=(s["vy"] == end_y) & (s["vx"] == end_x),
                     row_done=s["vx"] == wv - 1, out_row_done=s["ex"] == wv - 1)
 
     def _next_wraps(self, s, wraps):
         """``_wraps`` of the position after ``s``, from comparisons of ``s`` with constants."""
         spec = self._spec
-        wv, total = spec.stream_width, spec.positions_per_frame
+        wv, total = spec.beat_width, spec.beats_per_frame
         initial = self._initial_state()
         if total == 1:
             at_end = 1
@@ -163,28 +168,43 @@ class Scheduler(wiring.Component):
         spec = self._spec
         (kh, kw), (sy, sx), (dy, dx) = spec.kernel_shape, spec.stride, spec.dilation
         (pad_top, _), (pad_left, _) = spec.padding
-        out_h, out_w = spec.out_shape
-        wv = spec.stream_width
+        out_h = spec.out_shape[0]
+        wv, lanes = spec.beat_width, spec.pixels_per_clock
+        width = spec.width // lanes
         intervals = {
             "rows_in": ("vy", 0, spec.height),
-            "columns_in": ("vx", 0, spec.width if wv > spec.width else wv),
+            "columns_in": ("vx", 0, width if wv > width else wv),
             "emit_y": ("ey", 0, (out_h - 1) * sy + 1),
-            "emit_x": ("ex", 0, (out_w - 1) * sx + 1),
+            "emit_x": ("ex", 0, (spec.out_beats - 1) * sx + 1),
         }
         for i in range(kh):
             lo = pad_top - i * dy
             intervals[f"row_{i}"] = ("ey", lo, spec.height + lo)
         for j in range(kw):
             lo = pad_left - j * dx
-            intervals[f"col_{j}"] = ("ex", lo, spec.width + lo)
+            if lanes == 1:
+                intervals[f"col_{j}"] = ("ex", lo, spec.width + lo)
+                continue
+            # Lane k of output beat c is output column c*N + k (stride 1).
+            for k in range(lanes):
+                intervals[f"col_{k}_{j}"] = ("ex", -(-(lo - k) // lanes),
+                                             -(-(spec.width + lo - k) // lanes))
+        if "lane_mask" in self.signature.members:
+            for k in range(lanes):
+                intervals[f"lane_{k}"] = ("ex", 0, self.lane_outputs[k])
         if self.row_border is not None:
-            # Border flags: the stream row of output row oy; output column ox.
+            # Border flags: the stream row of output row oy; output column ox (its beat).
             for oy in self.row_border.outputs:
                 row = oy * sy + spec.row_offset
                 intervals[f"border_y_{oy}"] = ("vy", row, row + 1)
             for ox in self.col_border.outputs:
-                intervals[f"border_x_{ox}"] = ("ex", ox * sx, ox * sx + 1)
+                beat = ox // lanes
+                intervals[self._border_x(ox)] = ("ex", beat * sx, beat * sx + 1)
         return intervals
+
+    def _border_x(self, ox):
+        lanes = self._spec.pixels_per_clock
+        return f"border_x_{ox}" if lanes == 1 else f"border_x_{ox // lanes}"
 
     def _interval_values(self, s):
         """The range tests of :meth:`_intervals` evaluated on ``s`` (Python values only)."""
@@ -213,8 +233,14 @@ class Scheduler(wiring.Component):
         """What the position in state ``s`` does (the members ``needs_input`` ... ``col_mask``),
         given its range tests ``flags`` and whether it ``starts_frame``."""
         (kh, kw), sx = self._spec.kernel_shape, self._spec.stride[1]
-        out_w = self._spec.out_shape[1]
+        lanes = self._spec.pixels_per_clock
+        out_w = self._spec.out_beats
         ey, ex = s["ey"], s["ex"]
+        col_mask = ([flags[f"col_{j}"] for j in range(kw)] if lanes == 1 else
+                    [flags[f"col_{k}_{j}"] for k in range(lanes) for j in range(kw)])
+        partial = {}
+        if "lane_mask" in self.signature.members:
+            partial["lane_mask"] = [flags[f"lane_{k}"] for k in range(lanes)]
         return dict(
             needs_input=flags["rows_in"] & flags["columns_in"] & (s["truncating"] == 0),
             at_start=starts_frame,
@@ -225,7 +251,8 @@ class Scheduler(wiring.Component):
             first=(ey == 0) & (ex == 0),
             last=ex == (out_w - 1) * sx,
             row_mask=[flags[f"row_{i}"] for i in range(kh)],
-            col_mask=[flags[f"col_{j}"] for j in range(kw)],
+            col_mask=col_mask,
+            **partial,
             **self._border_selects(flags),
         )
 
@@ -235,16 +262,19 @@ class Scheduler(wiring.Component):
         if self.row_border is not None and self.row_border.width:
             selects["row_select"] = self.row_border.bits(lambda oy: flags[f"border_y_{oy}"])
         if self.col_border is not None and self.col_border.width:
-            selects["col_select"] = self.col_border.bits(lambda ox: flags[f"border_x_{ox}"])
+            lanes = self._spec.pixels_per_clock
+            selects["col_select"] = [
+                bit for k in range(lanes) for bit in self.col_border.bits(
+                    lambda ox: flags[self._border_x(ox)] if ox % lanes == k else 0)]
         return selects
 
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
-        (sy, sx), wv = spec.stride, spec.stream_width
-        end_y = (spec.positions_per_frame - 1) // wv
+        (sy, sx), wv = spec.stride, spec.beat_width
+        end_y = (spec.beats_per_frame - 1) // wv
         initial = self._initial_state()
-        ey_end = (spec.positions_per_frame - 1 - spec.col_offset) // wv - spec.row_offset
+        ey_end = (spec.beats_per_frame - 1 - spec.beat_col_offset) // wv - spec.row_offset
 
         # Look-ahead counters: the state of the position after the current one, with the
         # conditions that steer its step in registers too.
@@ -269,7 +299,7 @@ class Scheduler(wiring.Component):
         wraps = {key: Signal(init=int(value), name=f"next_{key}")
                  for key, value in self._wraps(second).items()}
         # Whether the look-ahead position starts a frame (the current one ends it).
-        ahead_starts_frame = Signal(init=int(spec.positions_per_frame == 1))
+        ahead_starts_frame = Signal(init=int(spec.beats_per_frame == 1))
 
         flags = {key: Signal(init=value, name=f"next_in_{key}")
                  for key, value in self._interval_values(second).items()}
@@ -281,7 +311,8 @@ class Scheduler(wiring.Component):
         with m.If(self.moves):
             with m.If(self.advance):
                 for key, value in ahead_info.items():
-                    value = Cat(*value) if isinstance(value, list) else value
+                    if isinstance(value, list):   # (lanes without a flag give constants)
+                        value = Cat(*(C(v, 1) if isinstance(v, int) else v for v in value))
                     m.d.sync += registers[key].eq(value)
                 m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
                 m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]

@@ -10,7 +10,8 @@ output shapes ``(C, H, W)`` and the quantization of both sides.
   ``S = x_scale * w_scale[c] / y_scale`` (:mod:`convhw.onnx.multiplier`). :meth:`ConvLayer.spec`
   gives the :class:`~convhw.spec.ConvSpec` that builds it.
 - :class:`MaxPoolLayer`: the maximum over each window (padding never wins), then the clamp.
-- :class:`AveragePoolLayer`: onnxruntime's float32 average (see :mod:`convhw.onnx.pooling`).
+- :class:`AveragePoolLayer`: the exact average ``clamp(rne(sum * S(n)))``, which onnxruntime
+  computes in float32 (see :mod:`convhw.onnx.pooling`).
 
 A dense layer over a ``C x H x W`` map is the convolution whose kernel covers the map; a global
 average pool is the depthwise convolution with all-ones weights over the map and
@@ -258,6 +259,50 @@ class AveragePoolLayer:
 
     def with_clamp(self, clamp):
         return _replace(self, clamp=clamp)
+
+    @property
+    def in_format(self):
+        """``(bits, signed)`` of the centred input codes."""
+        return centred_bits(*self.input.centred_range)
+
+    @property
+    def out_bits(self):
+        return signed_bits(*self.clamp)
+
+    @property
+    def has_padding(self):
+        return any(p for pads in self.padding for p in pads)
+
+    def spec(self, **changes):
+        """The :class:`~convhw.spec.ConvSpec` of this pool: a depthwise convolution with
+        all-ones weights, requantized by ``S(KH*KW)`` (:func:`convhw.onnx.pooling.
+        average_multiplier`), which computes :func:`convhw.onnx.pooling.exact_average_pool`.
+
+        Raises
+        ------
+        ValueError
+            For ``count_include_pad=0`` with padding (a divisor per window position).
+        """
+        from ..spec import ConvSpec
+        from .pooling import average_multiplier
+
+        if not self.count_include_pad and self.has_padding:
+            raise ValueError(f"AveragePool with count_include_pad=0 and padding "
+                             f"{self.padding} divides each window by its own in-frame cell "
+                             f"count, which the hardware does not build (use "
+                             f"count_include_pad=1, or no padding)")
+        channels = self.in_shape[0]
+        kh, kw = self.kernel
+        scales, shifts = scale_and_shift(
+            np.full(channels, average_multiplier(self, kh * kw), np.float32))
+        bits, signed = self.in_format
+        args = dict(width=self.in_shape[2], height=self.in_shape[1],
+                    weights=np.ones((channels, 1, kh, kw), np.int64).tolist(), groups=channels,
+                    stride=self.stride, padding=tuple(tuple(p) for p in self.padding),
+                    in_bits=bits, in_signed=signed, scale=list(scales), shift=list(shifts),
+                    rounding="half-even", out_bits=self.out_bits, clamp=self.clamp)
+        args.update(changes)
+        return ConvSpec(**args)
 
     def to_dict(self):
         """Plain values describing the layer (for reports and JSON)."""

@@ -13,11 +13,19 @@
   :func:`average_pool` repeats those float32 operations in the same order, so it is bit-exact.
 - A window covering the whole map without padding (and GlobalAveragePool) takes MLAS's integer
   path instead: a :class:`~convhw.onnx.layers.ConvLayer` of kind ``global-average-pool``.
+
+The exact average (what the hardware computes, :func:`exact_average_pool`): the integer sum of
+the window's in-frame codes times the float32 multiplier
+``S(n) = float32(x_scale / float32(y_scale * n))`` (the global path's formula) for the window's
+divisor ``n``, rounded half to even once, exactly, then clamped. ``n`` is the kernel size with
+``count_include_pad``, else the in-frame cells of the window. onnxruntime's float32 sum and
+divisions differ from it only near ties (the outputs :func:`average_pool` tells apart).
 """
 
 import numpy as np
 
-__all__ = ["max_pool", "average_pool"]
+__all__ = ["max_pool", "average_pool", "exact_average_pool", "average_multiplier",
+           "window_counts"]
 
 
 def _windows(shape, kernel, stride, padding):
@@ -74,3 +82,41 @@ def average_pool(v, layer):
     codes = np.clip(np.rint(scaled.astype(np.float32)).astype(np.int64),
                     out.qmin + offset, out.qmax + offset)
     return np.clip(codes - zero, *layer.clamp)
+
+
+def window_counts(shape, layer):
+    """The in-frame cells of each window: ``(OH, OW)`` integers."""
+    inside = _padded(np.ones(shape[-2:], dtype=np.int64), layer.padding, 0)
+    count = None
+    for _, (rows, cols) in _windows(shape, layer.kernel, layer.stride, layer.padding):
+        cells = inside[rows, cols]
+        count = cells if count is None else count + cells
+    return count
+
+
+def average_multiplier(layer, count):
+    """``S(count) = float32(x_scale / float32(y_scale * count))``: a float32."""
+    return np.float32(layer.input.scale32 / np.float32(layer.output.scale32 * np.float32(count)))
+
+
+def exact_average_pool(v, layer):
+    """The exact average of :class:`~convhw.onnx.layers.AveragePoolLayer` on centred codes ``v``
+    ``(..., H, W)``: ``clamp(rne(sum * S(n)))`` (module docstring), as the hardware computes."""
+    from .multiplier import exact_requantize
+
+    v = np.asarray(v, dtype=np.int64)
+    padded = _padded(v, layer.padding, 0)
+    total = None
+    for _, (rows, cols) in _windows(v.shape, layer.kernel, layer.stride, layer.padding):
+        window = padded[..., rows, cols]
+        total = window if total is None else total + window
+    if layer.count_include_pad:
+        counts = np.full(total.shape[-2:], layer.kernel[0] * layer.kernel[1])
+    else:
+        counts = window_counts(v.shape, layer)
+    out = np.zeros(total.shape, dtype=np.int64)
+    for count in np.unique(counts):
+        where = np.broadcast_to(counts == count, total.shape)
+        rounded = exact_requantize(total, [average_multiplier(layer, count)], layer.clamp)
+        out[where] = rounded[where]
+    return out

@@ -3,11 +3,13 @@
 :func:`run_network` computes what the hardware computes: the input QuantizeLinear, then per
 layer the exact accumulators (:func:`convhw.golden.conv_layer`) and the exact requantization
 ``clamp(rne(acc * S))`` (:func:`convhw.golden.requantize` with the integer ``scale``/``shift``
-of ``S``), exact max pooling, onnxruntime's average pooling, and the final DequantizeLinear.
+of ``S``), exact max pooling, exact average pooling (:func:`convhw.onnx.pooling.exact_average_pool`), and
+the final DequantizeLinear.
 
 With ``onnxruntime_rounding=True`` each conv, dense and global-average layer rounds
 ``float32(float32(acc) * S)`` instead, as onnxruntime does
-(:func:`convhw.onnx.multiplier.onnxruntime_requantize`): that is onnxruntime's output bit for
+(:func:`convhw.onnx.multiplier.onnxruntime_requantize`), and average pools run onnxruntime's
+float32 arithmetic (:func:`convhw.onnx.pooling.average_pool`): that is onnxruntime's output bit for
 bit, and where the two differ, the difference is onnxruntime's double rounding.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 from ..golden import conv_layer
 from .layers import AveragePoolLayer, ConvLayer, MaxPoolLayer
 from .multiplier import exact_requantize, onnxruntime_requantize
-from .pooling import average_pool, max_pool
+from .pooling import average_pool, exact_average_pool, max_pool
 from .quantization import dequantize_linear, quantize_linear
 
 __all__ = ["run_network", "input_codes", "run_layer", "output_values"]
@@ -26,10 +28,11 @@ def input_codes(network, x):
     """The network's input codes ``(N, C, H, W)``: a float input quantized as the model's
     QuantizeLinear does, or an integer input taken as codes already."""
     x = np.asarray(x)
+    given = x.shape
     if x.ndim == 3:
         x = x[np.newaxis]
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(network.input_shape):
-        raise ValueError(f"input of shape {x.shape} does not fit the network's input "
+        raise ValueError(f"input of shape {given} does not fit the network's input "
                          f"(N, {', '.join(map(str, network.input_shape))}) or "
                          f"{network.input_shape}")
     if x.dtype.kind in "iu":
@@ -56,7 +59,7 @@ def run_layer(layer, v, *, onnxruntime_rounding=False):
     if isinstance(layer, MaxPoolLayer):
         return max_pool(v, layer)
     if isinstance(layer, AveragePoolLayer):
-        return average_pool(v, layer)
+        return average_pool(v, layer) if onnxruntime_rounding else exact_average_pool(v, layer)
     raise TypeError(f"not a layer: {layer!r}")
 
 
