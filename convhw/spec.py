@@ -389,8 +389,9 @@ class ConvSpec:
                              f"{value} (a beat carries {value} pixels of one row; widths are "
                              f"never truncated)")
         if self._stride != (1, 1):
+            sy, sx = self._stride
             raise ValueError(f"'pixels_per_clock' {value} needs 'stride' 1, not "
-                             f"{self._stride[0] if self._stride[0] == self._stride[1] else self._stride!r} "
+                             f"{sy if sy == sx else self._stride!r} "
                              f"(only 1 pixel per clock allows a larger stride)")
         if self.folded:
             raise ValueError(f"'pixels_per_clock' {value} needs an unfolded layer ('pe' "

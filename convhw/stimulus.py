@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["SimResult", "check_probability", "stimulus", "coefficient_writes", "budget",
-           "input_shape", "output_shape", "lanes", "beat_shape", "pack_beats", "unpack_beats", "result_frames",
-           "marker_errors"]
+           "input_shape", "output_shape", "lanes", "beat_shape", "pack_beats", "unpack_beats",
+           "result_frames", "marker_errors"]
 
 
 @dataclass
