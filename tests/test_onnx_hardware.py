@@ -91,3 +91,28 @@ def test_digits_test_split_in_hardware():
     # Back to back: the bottleneck layer's interval per inference, plus the pipeline's fill.
     chain = network.chain([(8, 9), None, (16, 8), None, (10, 8)])
     assert result.cycles <= len(x) * chain.cycles_per_frame + 2 * chain.latency + 64
+
+
+def test_average_pool_without_pad_count_is_refused():
+    """count_include_pad=0 with padding divides each window by its own cell count: refused,
+    naming the layer (the reference computes it)."""
+    network = read_model(quantized("pooling", "qdq", "uint8", "int8", True)[0])
+    with pytest.raises(ValueError, match=(
+            r"^layer 3 'avg1' \(AveragePool\): AveragePool with count_include_pad=0 and "
+            r"padding \(\(1, 1\), \(1, 1\)\) divides each window by its own in-frame cell "
+            r"count, which the hardware does not build \(use count_include_pad=1, or no "
+            r"padding\)$")):
+        network.chain()
+
+
+def test_foldings_must_fit_the_layers():
+    network = read_model(MODEL)
+    with pytest.raises(ValueError, match=r"^'foldings' must give one \(pe, simd\) or None per "
+                                         r"layer \(5\), not 2$"):
+        network.chain([None, None])
+    with pytest.raises(ValueError, match=r"^layer 1 'pool1' \(MaxPool\): a max-pool layer takes "
+                                         r"no folding, not \(1, 1\)$"):
+        network.chain([None, (1, 1), None, None, None])
+    with pytest.raises(ValueError, match=r"^layer 0 'conv1' \(Conv\): 'pe' must be from 1 to 8 "
+                                         r"\(the output channels\), not 9$"):
+        network.chain([(9, 1), None, None, None, None])
