@@ -174,3 +174,9 @@ def test_chain_names_must_match():
 def test_chain_takes_only_chain_specs(unelaborated_ok):
     with pytest.raises(TypeError, match=r"^'spec' must be a ChainSpec, not "):
         Chain(_layer())
+
+
+def test_harness_takes_a_chain_spec():
+    chain = random_chain(8, width=5, height=5)
+    frames = _frames(chain, 2, 8)
+    _check(simulate(chain, frames, out_stall=0.3), chain, frames)
