@@ -15,6 +15,7 @@ import pytest
 
 from convhw import fastsim
 from convhw.fastsim import model as fastsim_model
+from convhw.folding import balance_network
 from convhw.gateware import Chain
 from convhw.harness import simulate
 from convhw.onnx import input_codes, output_values, read_model, run_network
@@ -56,13 +57,10 @@ def check_against_onnxruntime(model, network, x, got, *, basic=False):
     (("conv_attributes", "qdq", "uint8", "int8", True), None),
     # Conv, Clip, MaxPool, Reshape, MatMul, Relu, Gemm; folded layers
     (("dense", "qoperator", "uint8", "uint8", False), [(3, 3), None, (4, 9), (5, 8)]),
-    # GlobalAveragePool's integer path as a depthwise all-ones convolution; int8 codes
-    (("global_average", "qdq", "int8", "int8", False), [(2, 9), (4, 42)]),
-    # AveragePool without padding and with count_include_pad=1: depthwise all-ones cores
-    (("average", "qdq", "uint8", "int8", True), [(2, 9), None, None, (3, 2)]),
-    (("average", "qoperator", "int8", "int8", False), None),
-], ids=["conv_attributes-qdq", "dense-qoperator-folded", "global_average-int8",
-        "average-qdq", "average-qoperator-int8"])
+    # AveragePool without padding and with count_include_pad=1: depthwise all-ones cores;
+    # int8 codes through QOperator
+    (("average", "qoperator", "int8", "int8", False), [(2, 9), None, None, (3, 2)]),
+], ids=["conv_attributes-qdq", "dense-qoperator-folded", "average-qoperator-int8"])
 def test_quantized_models(case, foldings):
     model, shape = quantized(*case)
     network = read_model(model)
@@ -84,12 +82,15 @@ def test_digits_test_split_in_hardware():
     x = images[test_index]
     model = onnx.load(MODEL)
     network = read_model(model)
-    got, result = run_hardware(network, x, foldings=[(8, 9), None, (16, 8), None, (10, 8)])
+    # The folding `convhw simulate --model` chooses (the UP5K's 8 DSP blocks): one model for
+    # both tests.
+    foldings = balance_network(network, max_multipliers=8).foldings
+    got, result = run_hardware(network, x, foldings=foldings)
     assert check_against_onnxruntime(model, network, x, got) == 0
     np.testing.assert_array_equal(got, run_onnxruntime(model, x))
     assert np.mean(got.argmax(1) == labels[test_index]) >= 0.95
     # Back to back: the bottleneck layer's interval per inference, plus the pipeline's fill.
-    chain = network.chain([(8, 9), None, (16, 8), None, (10, 8)])
+    chain = network.chain(foldings)
     assert result.cycles <= len(x) * chain.cycles_per_frame + 2 * chain.latency + 64
 
 
