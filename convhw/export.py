@@ -6,7 +6,8 @@ of frame), ``s_axis_tlast`` (end of row); ``m_axis_tdata[Cout*out_bits-1:0]`` (t
 ``m_axis_tvalid``, ``m_axis_tready``, ``m_axis_tuser``, ``m_axis_tlast``; and with runtime
 coefficients ``coef_we``, ``coef_addr``, ``coef_data`` (``ConvSpec.coefficient_address``: the
 row-major kernel index, PyTorch's flat weight index for a layer). A beat carries every channel of
-one pixel, channel 0 in the lowest bits.
+one pixel, channel 0 in the lowest bits; with ``pixels_per_clock`` N, N consecutive pixels of a
+row (N times as wide), the leftmost in the lowest bits.
 """
 
 import json
@@ -101,7 +102,10 @@ def header(spec, *, comment="//"):
     shape = "(length,)" if one_d else "(channels, height, width)" if layer else "(height, width)"
     out_shape = getattr(spec, "output_shape", spec.out_shape)
     fold = getattr(spec, "fold", 1)
-    rate = (f"one {unit} per clock" if fold == 1 else
+    lanes = getattr(spec, "pixels_per_clock", 1)
+    rate = (f"one {unit} per clock" if fold == 1 and lanes == 1 else
+            f"{lanes} {unit}s per clock (a beat carries {lanes} consecutive {unit}s of a row, "
+            f"the leftmost in the lowest bits)" if fold == 1 else
             f"{fold} cycles per output position (pe={spec.pe}, simd={spec.simd})")
     channels = (f", {spec.in_channels} -> {spec.out_channels} channels side by side "
                 f"(channel 0 in the lowest bits)" if layer else "")

@@ -37,7 +37,8 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
     payload = dut.i.payload.as_value()
     data_bits = len(payload) - 2                # data, then first, then last
     out_channels = getattr(spec, "out_channels", 1)
-    out_mask = (1 << (spec.out_bits * out_channels)) - 1
+    lanes = getattr(spec, "pixels_per_clock", 1)    # (a beat of N pixels: raw values)
+    out_mask = (1 << (spec.out_bits * out_channels * lanes)) - 1
     stall_in, stall_out = StallPattern(seed, INPUT, in_stall), StallPattern(seed, OUTPUT, out_stall)
     values, markers, accepted, produced, errors = [], [], [], [], []
     produced_all = []               # not empty once the producer has sent every pixel
@@ -103,7 +104,7 @@ def run_stream(dut, pixels, outputs, *, firsts=(0,), lasts=(), kernels=None, med
                 if valid:
                     errors.append(f"cycle {cycle - 1}: output beyond the {outputs} expected")
             elif valid and ready:
-                values.append(payload.data if out_channels == 1 else raw & out_mask)
+                values.append(payload.data if out_channels == lanes == 1 else raw & out_mask)
                 markers.append((payload.first, payload.last))
                 produced.append(cycle - 1)
             assert cycle < limit, f"no progress: {len(values)} of {outputs} outputs"

@@ -19,6 +19,8 @@ from convhw.gateware import Conv2d
 from convhw.gateware import conv2d as conv2d_module
 from convhw.golden import run_spec
 from convhw.harness import simulate
+from convhw.stimulus import pack_beats, result_frames, unpack_beats
+from streaming import run_stream
 
 BORDERS = ("constant", "replicate", "reflect", "reflect-101")
 SHARPEN = [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]
@@ -215,6 +217,27 @@ def test_cli_generate_wide_ports(tmp_path, capsys):
     out_bits = ConvSpec(width=32, height=8, kernel_shape=(3, 3)).out_bits
     assert re.search(rf"output \[{8 * out_bits - 1}:0\] m_axis_tdata;", text)
     assert '"pixels_per_clock": 8' in text
+
+
+@pytest.mark.parametrize("border", ["constant", "reflect-101"])
+def test_early_first_cuts_frame(border):
+    """A ``first`` on a beat mid-frame ends that frame: its missing pixels count as zeros, all
+    its outputs come out, and the next frames are whole (frames are counted by beat)."""
+    spec = ConvSpec(width=8, height=5, kernel=SHARPEN, padding="same", border=border,
+                    pixels_per_clock=2)
+    frames = random_frames(spec, 3, 19)
+    cut = frames[0].copy()
+    cut.flat[24:] = 0                  # 12 of its 20 beats are sent
+    beats = pack_beats(spec, frames[0])[:12] + pack_beats(spec, frames[1]) + \
+        pack_beats(spec, frames[2])
+    values, markers, _, _, errors = run_stream(Conv2d(spec), beats, 3 * 5 * 4,
+                                               firsts=(0, 12, 32), in_stall=0.2,
+                                               out_stall=0.2, seed=3)
+    assert errors == []
+    got = result_frames(spec, unpack_beats(values, spec.out_bits, 2), 3)
+    for result, frame in zip(got, [cut, frames[1], frames[2]]):
+        np.testing.assert_array_equal(result, run_spec(spec, frame))
+    assert markers == [(int(i % 20 == 0), int(i % 4 == 3)) for i in range(60)]
 
 
 fastsim = pytest.importorskip("convhw.fastsim")

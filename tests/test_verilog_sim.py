@@ -191,7 +191,8 @@ def run_icarus(tmp_path, spec, frames, kernels=None, *, in_gaps=0.3, out_stall=0
     coef_ports = (",\n    .coef_we(coef_we), .coef_addr(coef_addr), .coef_data(coef_data)"
                   if runtime else "")
     bench = TESTBENCH.format(
-        nin=len(words), nout=nout, frame=frame_size // lanes(spec), taps=len(writes[0]), nready=nready,
+        nin=len(words), nout=nout, frame=frame_size // lanes(spec), taps=len(writes[0]),
+        nready=nready,
         limit=limit, runtime=int(runtime), in_bits=in_bits, out_bits=out_bits,
         addr_bits=addr_bits, coeff_bits=spec.coeff_bits,
         coef_depth=max(1, len(frames) * len(writes[0])), coef_ports=coef_ports)

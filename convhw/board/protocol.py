@@ -211,7 +211,9 @@ def coefficient_count(spec):
     """Runtime coefficients in the header: one per coefficient-port address."""
     if not spec.runtime_coeffs:
         return 0
-    return spec.coefficient_addresses if getattr(spec, "is_layer", False) else spec.taps
+    if getattr(spec, "is_layer", False) or getattr(spec, "separable", False):
+        return spec.coefficient_addresses
+    return spec.taps
 
 
 def coefficient_values(spec, kernel):
@@ -222,6 +224,9 @@ def coefficient_values(spec, kernel):
     them; addresses no weight maps to, in a folded layer, carry 0).
     """
     kernel = np.asarray(kernel)
+    if getattr(spec, "separable", False) and not getattr(spec, "is_layer", False):
+        from ..stimulus import separable_writes   # the two vectors whose product is kernel
+        return np.array([value for _, value in sorted(separable_writes(spec, kernel))])
     if not getattr(spec, "is_layer", False):
         if kernel.shape != spec.kernel_shape:
             raise ValueError(f"'kernel' shape {kernel.shape} does not match the spec's "

@@ -54,8 +54,10 @@ def run(args):
         except OSError as error:
             raise CliError(f"--output: cannot write {args.output!r}: "
                            f"{error.strerror or error}")
+        lanes = getattr(spec, "pixels_per_clock", 1)
         what = (f"{len(spec)} layers, {spec.cycles_per_frame} cycles per inference" if model
-                else f"latency {spec.latency} cycles")
+                else f"latency {spec.latency} cycles"
+                + (f", {lanes} pixels per clock" if lanes > 1 else ""))
         print(f"wrote {args.output}: module {name}, {spec.in_bits}-bit in, {spec.out_bits}-bit "
               f"out, {what}", file=sys.stderr)
     return 0

@@ -38,7 +38,8 @@ def fit_to_target(spec, target):
     target = get_target(target)
     if getattr(spec, "folded", False):
         return spec
-    products = getattr(spec, "coefficient_count", spec.taps) * getattr(spec, "pixels_per_clock", 1)
+    products = (getattr(spec, "coefficient_count", spec.taps)
+                * getattr(spec, "pixels_per_clock", 1))
     if getattr(spec, "runtime_coeffs", False) and spec.max_dsps is None \
             and products > target.dsps:
         return spec.replace(max_dsps=target.dsps)
