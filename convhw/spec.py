@@ -993,8 +993,48 @@ class ConvSpec:
 
     @property
     def back_stages(self):
-        """Output stage: scaling (when needed), rounding, and saturation when it can happen."""
+        """Output stage: scaling (when needed), rounding, and saturation when it can happen
+        (a serial output stage adds its operand stage and its digits)."""
+        serial = self.serial_output_stage
+        if serial is not None:
+            return self._stage.stages + 1 + serial[1]
         return self._stage.stages
+
+    #: Scale bits a serial output stage may take per cycle.
+    SERIAL_RADIX_BITS = (1, 2, 3, 4)
+
+    @property
+    def serial_output_stage(self):
+        """``(radix_bits, digits)`` when a folded layer's lanes scale serially, else ``None``.
+
+        A folded lane completes one output value every ``simd_folds`` cycles at most, so
+        instead of an output stage with a constant multiplier per channel (or per lane), each
+        lane multiplies ``acc + bias`` by its channel's scale ``radix_bits`` scale bits per
+        cycle, over ``digits`` cycles, with shift-adds in logic: no DSP block, and one stage
+        per lane whatever the channels' scales. Used for folded convolutions whose channels
+        scale (some ``scale != 1``, all positive) when ``digits + 1 <= simd_folds`` for a
+        radix of :data:`SERIAL_RADIX_BITS`; the scales are aligned to the largest shift
+        (:attr:`serial_scales`).
+        """
+        if self._operation != "conv" or not self.folded:
+            return None
+        scales = self._stage.scale
+        if all(v == 1 for v in scales) or any(v <= 0 for v in scales):
+            return None
+        bits = max(v.bit_length() for v in self.serial_scales[0])
+        for radix_bits in self.SERIAL_RADIX_BITS:
+            digits = -(-bits // radix_bits)
+            if digits + 1 <= self.simd_folds:
+                return radix_bits, digits
+        return None
+
+    @property
+    def serial_scales(self):
+        """``(scales, shift)``: every channel's scale aligned to the largest shift, so that
+        ``scales[c] * 2**-shift == scale[c] * 2**-shift[c]``."""
+        shifts = self._stage.shift
+        top = max(shifts)
+        return tuple(v << (top - s) for v, s in zip(self._stage.scale, shifts)), top
 
     @property
     def product_stages(self):

@@ -40,7 +40,8 @@ def add_parser(subparsers):
 def _layer_memory(layer, spec):
     """``(weight bits, line-buffer bits)`` of a layer."""
     if spec is not None:
-        return spec.weight_bits, spec.line_buffer_bits
+        pool = getattr(spec, "operation", "conv") != "conv"
+        return 0 if pool else spec.weight_bits, spec.line_buffer_bits
     from ..bits import signed_bits
 
     channels, _, width = layer.in_shape

@@ -56,7 +56,7 @@ from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
 from .products import TermBuilder
-from .requantize import requantize, shares_output_stage
+from .requantize import requantize, serial_requantize, shares_output_stage
 from .schedule import Scheduler
 from .separable import separable_datapath
 from .window import LaneWindow, Window
@@ -375,11 +375,16 @@ class Conv2d(StreamingCore):
         self._engine = None
         # Each lane finishes its channels' outputs itself when they share scale and shift (one
         # output stage per lane, not per channel); else the collector keeps accumulators.
-        lanes_share = all(
+        # A serial output stage serves any channels (spec.serial_output_stage).
+        serial = spec.serial_output_stage is not None
+        lanes_share = serial or all(
             shares_output_stage(spec, range(k, spec.out_channels, spec.pe))
             for k in range(spec.pe))
 
-        def finish(lane, total, channels, select):
+        def finish(lane, total, channels, select, start):
+            if serial:
+                return serial_requantize(m, total, spec, channels, select=select, start=start,
+                                         name=f"_lane{lane}")
             return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
 
         self._engine = engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,
