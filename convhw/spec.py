@@ -861,6 +861,17 @@ class ConvSpec:
         return self.fold > 1
 
     @property
+    def folded_operands(self):
+        """Where a folded layer's multipliers take each chunk's operands from: ``"window"``, a
+        selector per multiplier over the window's taps, which hold from the load to the last
+        chunk (constant border: no position issues in between, and the padding masks are held);
+        ``"rotator"``, registers loaded with all the position's inputs that turn by ``simd``
+        (border sources: the tap selects follow the scheduler). ``None`` when not folded."""
+        if not self.folded:
+            return None
+        return "rotator" if self.border_sources else "window"
+
+    @property
     def multipliers(self):
         """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants); 0
         for a max pool; ``(KH + KW)`` per channel in the separable form."""

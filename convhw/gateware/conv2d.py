@@ -183,8 +183,8 @@ class Conv2d(StreamingCore):
         m.d.sync += s2.eq(s1)
 
         if cols is None:
-            def inside(row, col):
-                return s2.row_mask[row] & s2.col_mask[col]
+            def inside(row, col, masks=s2):
+                return masks.row_mask[row] & masks.col_mask[col]
 
             def tap(row, col, ci):
                 return window.taps[row][col][ci]
@@ -365,10 +365,25 @@ class Conv2d(StreamingCore):
         kh, kw = spec.kernel_shape
         per_group = spec.group_in_channels
 
+        # The frame markers wait in a register from the load to the last chunk; loads come at
+        # least ``fold`` cycles apart, so the register is free again by then.
+        markers = Signal.like(s2)
+        with m.If(s2.emit):
+            m.d.sync += markers.eq(s2)
+        # With a constant border the window's taps hold from the load to the last chunk (no
+        # position issues in between), and so do the masks, in ``s2`` then in ``markers``: the
+        # engine selects each chunk's operands from them (``FoldedDatapath`` ``held``).
+        held = spec.folded_operands == "window"
+        masks = s2
+        if held:
+            masks = Signal.like(s2, name="fold_masks")
+            m.d.comb += masks.eq(Mux(s2.emit, s2.as_value(), markers.as_value()))
+
         def value(n, group):
             ci, index = divmod(n, kh * kw)
             row, col = divmod(index, kw)
-            mask, pixel = inside(row, col), tap(row, col, group * per_group + ci)
+            mask = inside(row, col, masks) if held else inside(row, col)
+            pixel = tap(row, col, group * per_group + ci)
             return pixel if mask is None else Mux(mask, pixel, spec.border_value)
 
         runtime = spec.runtime_coeffs
@@ -391,12 +406,8 @@ class Conv2d(StreamingCore):
                                 swap=s1.sof if runtime else None,
                                 coef=self.coef if runtime else None,
                                 finish=finish if lanes_share else None,
-                                finish_stages=spec.back_stages if lanes_share else 0)
-        # The frame markers wait in a register from the load to the last chunk; loads come at
-        # least ``fold`` cycles apart, so the register is free again by then.
-        markers = Signal.like(s2)
-        with m.If(s2.emit):
-            m.d.sync += markers.eq(s2)
+                                finish_stages=spec.back_stages if lanes_share else 0,
+                                held=held)
         final = Signal.like(s2)
         m.d.comb += [final.eq(markers), final.emit.eq(engine.final)]
         if lanes_share:
