@@ -992,9 +992,10 @@ class ConvSpec:
     @property
     def tree_depth(self):
         """Registered levels of the adder trees (of the SIMD tree when folded; of the
-        comparison tree of a max pool)."""
+        comparison tree across the kernel's columns of a max pool, whose rows are compared as
+        a column enters the window)."""
         if self._operation == "max-pool":
-            return tree_depth(self.taps)
+            return tree_depth(self._kernel_shape[1])
         if self.folded:
             return tree_depth(self._simd)
         if self.separable:
