@@ -1095,6 +1095,16 @@ class ConvSpec:
         out_h, out_w = self.out_shape
         return self.beats_per_frame + (self.fold - 1) * out_h * out_w
 
+    #: Line buffers of at most this many columns (beats) are shift registers, not memories.
+    REGISTER_LINE_BUFFER_COLUMNS = 4
+
+    @property
+    def line_buffer_registers(self):
+        """Whether the line buffer is a shift register of flip-flops rather than a memory: rows
+        of at most :attr:`REGISTER_LINE_BUFFER_COLUMNS` beats, which Yosys would build from
+        flip-flops anyway (plus an address decoder and read registers)."""
+        return self.span[0] > 1 and self._width // self._ppc <= self.REGISTER_LINE_BUFFER_COLUMNS
+
     @property
     def line_buffer_bits(self):
         """Bits of the line buffer: ``span_h - 1`` rows of every input channel."""

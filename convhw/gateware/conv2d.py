@@ -143,7 +143,7 @@ class Conv2d(StreamingCore):
         if span_h > 1:
             m.submodules.line_buffer = lb = LineBuffer(
                 shape=beat_shape, rows=span_h - 1, width=spec.width // lanes,
-                stream_width=spec.beat_width)
+                stream_width=spec.beat_width, registers=spec.line_buffer_registers)
             m.d.comb += [
                 lb.advance.eq(issue), lb.column.eq(sched.column),
                 lb.next_column.eq(sched.next_column),
