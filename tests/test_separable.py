@@ -181,11 +181,12 @@ def test_compiled_backend():
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog is not installed")
-def test_icarus_runtime_vectors(tmp_path):
+@pytest.mark.parametrize("border", [dict(border="reflect"), dict(border_value=201)])
+def test_icarus_runtime_vectors(tmp_path, border):
     """The generated Verilog of a runtime separable core, vectors changing between frames."""
     from test_verilog_sim import check, random_frames
     spec = ConvSpec(width=9, height=6, kernel_shape=(3, 5), padding="same", max_dsps=4,
-                    border="reflect", separable=True)
+                    separable=True, **border)
     rng = np.random.default_rng(11)
     kernels = [np.outer(rng.integers(-128, 128, 3), rng.integers(-128, 128, 5))
                for _ in range(2)]
