@@ -439,9 +439,6 @@ class ConvSpec:
             if not separable:
                 return None   # runtime coefficients: only when asked for
             factors = "runtime"
-            if self._border == "constant" and self._border_value:
-                reason = (f"runtime coefficients take a 'constant' border of 0, not "
-                          f"'border_value' {self._border_value}")
         else:
             kernels = [self.hw_weights(co) for co in range(self._out_channels)]
             factors = tuple(best_factors(k) for k in kernels)
@@ -833,7 +830,7 @@ class ConvSpec:
     def multipliers_built(self):
         """Multiplications built: runtime products, or constant coefficients other than 0 (each
         a shift-add); ``pe * simd`` when folded."""
-        if self.folded or self._weights is None:
+        if self.folded or self._weights is None or self._operation != "conv":
             return self.multipliers
         if self.separable:
             return sum(sum(1 for c in u + v if c) for u, v in self._separable)
