@@ -991,10 +991,10 @@ class ConvSpec:
     @property
     def back_stages(self):
         """Output stage: scaling (when needed), rounding, and saturation when it can happen
-        (a serial output stage adds its operand stage and its digits)."""
+        (a serial output stage adds its operand and selection stages and its digits)."""
         serial = self.serial_output_stage
         if serial is not None:
-            return self._stage.stages + 1 + serial[1]
+            return self._stage.stages + 2 + serial[1]
         return self._stage.stages
 
     #: Scale bits a serial output stage may take per cycle.
