@@ -371,8 +371,10 @@ class Network:
         Parameters
         ----------
         foldings : sequence, optional
-            One entry per layer: ``(pe, simd)`` for a conv or dense layer, or ``None`` for the
-            layer's default (:data:`DEFAULT_FOLDING` for convs; pools are never folded).
+            One entry per layer: ``(pe, simd)`` for a conv or dense layer (or an average pool,
+            a depthwise convolution), or ``None`` for the layer's default
+            (:data:`DEFAULT_FOLDING` for convs; an average pool unfolded; max pools never
+            fold).
 
         Raises
         ------
@@ -394,6 +396,9 @@ class Network:
             try:
                 if isinstance(layer, ConvLayer):
                     pe, simd = DEFAULT_FOLDING if folding is None else folding
+                    specs.append(layer.spec(pe=pe, simd=simd))
+                elif isinstance(layer, AveragePoolLayer) and folding is not None:
+                    pe, simd = folding
                     specs.append(layer.spec(pe=pe, simd=simd))
                 elif folding is not None:
                     raise ValueError(f"a {layer.kind} layer takes no folding, not {folding!r}")
