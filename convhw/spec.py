@@ -902,7 +902,7 @@ class ConvSpec:
     def multipliers_built(self):
         """Multiplications built: runtime products, or constant coefficients other than 0 (each
         a shift-add); ``pe * simd`` when folded."""
-        if self.folded or self._weights is None:
+        if self.folded or self._weights is None or self._operation != "conv":
             return self.multipliers
         if self.separable:
             return sum(sum(1 for c in u + v if c) for u, v in self._separable)

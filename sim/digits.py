@@ -17,8 +17,9 @@ Run from the repository root::
     python -m sim.digits                       # iCE40 UP5K and ECP5-25k
     python -m sim.digits --target ice40-up5k --no-synth
 
-Exit status 0 when the hardware matches onnxruntime on every score and the accuracy on all
-images is at least 95%, 1 otherwise, 2 for bad options or a missing tool.
+Exit status 0 when the hardware matches onnxruntime on every score, the accuracy on all
+images is at least 95% and every synthesis placed; 1 otherwise (a design that does not fit is
+reported with nextpnr's utilization); 2 for bad options or a missing tool.
 """
 
 import argparse
@@ -26,6 +27,7 @@ import gc
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -94,17 +96,41 @@ def evaluate(target, *, network, images, labels, sets, onnxruntime, reference, s
             "cycles": result.cycles, "cycles_per_inference": result.cycles / len(index),
             "errors": result.errors[:5], "seconds": round(time.perf_counter() - started, 1)}
     if synth:
-        from convhw.toolchain import synthesize
+        from convhw.toolchain import ToolchainMissing, synthesize
 
         _progress(f"{target}: synthesizing (Yosys, nextpnr)")
-        report = synthesize(chain, target, seed=seed, build_dir=build_dir,
-                            progress=_progress).to_dict()
+        build_dir = build_dir or tempfile.mkdtemp(prefix=f"digits-{target}-")
+        try:
+            report = synthesize(chain, target, seed=seed, build_dir=build_dir,
+                                progress=_progress).to_dict()
+        except ToolchainMissing:
+            raise
+        except RuntimeError as error:     # a tool failed: most likely, the design did not fit
+            facts["synth_error"] = " ".join(str(error).split())
+            facts["utilization"] = _utilization(os.path.join(build_dir, "nextpnr.log"))
+            return facts
         facts["synth"] = {key: report.get(key) for key in (
             "fmax_mhz", "logic_cells", "luts", "ffs", "brams", "dsps", "device", "seed",
             "seconds", "critical_path")}
         per_inference = max(s["cycles_per_inference"] for s in facts["sets"].values())
         facts["inferences_per_second"] = report["fmax_mhz"] * 1e6 / per_inference
     return facts
+
+
+def _utilization(log_path):
+    """nextpnr's ``Device utilisation`` lines: ``{cell type: [used, available]}``."""
+    import re
+
+    found = {}
+    try:
+        with open(log_path) as log:
+            for line in log:
+                match = re.search(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", line)
+                if match:
+                    found[match[1]] = [int(match[2]), int(match[3])]
+    except OSError:
+        pass
+    return found
 
 
 def _print_target(facts, names):
@@ -120,6 +146,11 @@ def _print_target(facts, names):
               f"inference back to back ({one['seconds']} s)")
         for error in one["errors"]:
             print(f"    stream error: {error}")
+    if "synth_error" in facts:
+        over = [f"{name} {used}/{available}" for name, (used, available)
+                in facts["utilization"].items() if used > available]
+        print(f"  synthesis FAILED{': does not fit, ' + ', '.join(over) if over else ''}")
+        print(f"    {facts['synth_error'][:300]}")
     synth = facts.get("synth")
     if synth:
         goal = GOAL_MHZ.get(facts["target"])
@@ -153,13 +184,16 @@ def main(argv=None):
     targets = args.target or list(TARGETS)
 
     try:
-        from convhw.folding import read_overrides
+        from convhw.folding import balance_network, default_budget, read_overrides
         from convhw.onnx import read_model, run_network
         from sim.train_digits import load, onnxruntime_scores
 
         overrides = None if args.folding is None else read_overrides(args.folding)
         images, labels, _, test_index = load()
         network = read_model(MODEL)
+        for target in targets:     # bad overrides or budgets: before anything slow
+            balance_network(network, overrides=overrides,
+                            max_multipliers=args.max_multipliers or default_budget(target))
         sets = {"held out": test_index}
         if not args.held_out_only:
             sets["all"] = np.arange(len(images))
@@ -189,10 +223,12 @@ def main(argv=None):
                 for facts in report["targets"] for one in facts["sets"].values())
     accurate = all(one["accuracy"] >= GOAL_ACCURACY for facts in report["targets"]
                    for name, one in facts["sets"].items() if name == "all")
-    report.update(match=match, goal_accuracy=GOAL_ACCURACY, accurate=accurate)
+    placed = not any("synth_error" in facts for facts in report["targets"])
+    report.update(match=match, goal_accuracy=GOAL_ACCURACY, accurate=accurate, placed=placed)
+    ok = match and accurate and placed
     if args.json:
         print(json.dumps(report))
-        return 0 if match and accurate else 1
+        return 0 if ok else 1
     names = list(sets)
     print(f"digits: {report['model']}, scikit-learn load_digits, held out = the trainer's "
           f"20% split ({len(test_index)} images)")
@@ -203,8 +239,9 @@ def main(argv=None):
     for facts in report["targets"]:
         _print_target(facts, names)
     print(f"hardware == onnxruntime on every score: {'yes' if match else 'NO'}; accuracy on "
-          f"all images >= {GOAL_ACCURACY:.0%}: {'yes' if accurate else 'NO'}")
-    return 0 if match and accurate else 1
+          f"all images >= {GOAL_ACCURACY:.0%}: {'yes' if accurate else 'NO'}"
+          f"{'' if placed else '; a synthesis FAILED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 runtime vectors, refusals, the command line, and the resources of both forms."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -179,6 +180,18 @@ def test_compiled_backend():
         np.testing.assert_array_equal(got, run_spec(spec, frame))
 
 
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog is not installed")
+def test_icarus_runtime_vectors(tmp_path):
+    """The generated Verilog of a runtime separable core, vectors changing between frames."""
+    from test_verilog_sim import check, random_frames
+    spec = ConvSpec(width=9, height=6, kernel_shape=(3, 5), padding="same", max_dsps=4,
+                    border="reflect", separable=True)
+    rng = np.random.default_rng(11)
+    kernels = [np.outer(rng.integers(-128, 128, 3), rng.integers(-128, 128, 5))
+               for _ in range(2)]
+    check(tmp_path, spec, random_frames(spec, 2, 11), kernels, seed=11)
+
+
 # --- runtime vectors ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs", [
@@ -205,6 +218,8 @@ def test_runtime_vectors(kwargs):
     assert result.errors == []
     for got, frame, kernel in zip(result.frames, frames, kernels):
         np.testing.assert_array_equal(got, run_spec(spec, frame, kernel))
+    assert simulate(Conv2d(spec), frames[:1], coefficients=kernels[:1]).cycles == \
+        spec.cycles_per_frame
 
 
 def test_runtime_products_fit_dsp_blocks():

@@ -240,11 +240,9 @@ def separable_datapath(m, core, *, sched, p0, s1, s1_valid, column, pixel_shape)
             return picked[col][ci]
     else:
         def tap(row, col, ci):
-            value = window.taps[0][col][ci]
             # (A runtime spec has no fill: the spec refuses 'border_value' there.)
             column_fill = fill * sum(spec.separable_factors[ci][0]) if fill else 0
-            return Mux(s2.col_mask[col], value, column_fill) if column_fill else \
-                Mux(s2.col_mask[col], value, 0)
+            return Mux(s2.col_mask[col], window.taps[0][col][ci], column_fill)
 
     horizontal = TermBuilder(m, _Pass(spec, 1, vrange, spec.product_stages), tap,
                              lambda row, col: None, bank_h)
