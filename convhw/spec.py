@@ -508,9 +508,6 @@ class ConvSpec:
             if not separable:
                 return None   # runtime coefficients: only when asked for
             factors = "runtime"
-            if self._border == "constant" and self._border_value:
-                reason = (f"runtime coefficients take a 'constant' border of 0, not "
-                          f"'border_value' {self._border_value}")
         else:
             kernels = [self.hw_weights(co) for co in range(self._out_channels)]
             factors = tuple(best_factors(k) for k in kernels)
