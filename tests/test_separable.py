@@ -181,11 +181,12 @@ def test_compiled_backend():
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog is not installed")
-def test_icarus_runtime_vectors(tmp_path):
+@pytest.mark.parametrize("border", [dict(border="reflect"), dict(border_value=201)])
+def test_icarus_runtime_vectors(tmp_path, border):
     """The generated Verilog of a runtime separable core, vectors changing between frames."""
     from test_verilog_sim import check, random_frames
     spec = ConvSpec(width=9, height=6, kernel_shape=(3, 5), padding="same", max_dsps=4,
-                    border="reflect", separable=True)
+                    separable=True, **border)
     rng = np.random.default_rng(11)
     kernels = [np.outer(rng.integers(-128, 128, 3), rng.integers(-128, 128, 5))
                for _ in range(2)]
@@ -199,6 +200,7 @@ def test_icarus_runtime_vectors(tmp_path):
     dict(kernel_shape=(5, 3), padding=(2, 1), max_dsps=3, border="reflect-101", flip=True),
     dict(kernel_shape=(3, 2), padding=(1, 1), max_dsps=0, in_signed=True, stride=(1, 2)),
     dict(kernel_shape=(3, 3), padding="same", in_channels=3, groups=3, max_dsps=4),
+    dict(kernel_shape=(3, 4), padding=(2, 3), border_value=-77, in_signed=True, max_dsps=5),
 ])
 def test_runtime_vectors(kwargs):
     spec = ConvSpec(width=7, height=6, separable=True, **kwargs)
@@ -269,9 +271,6 @@ def test_runtime_vectors_swap_at_start_of_frame(stall):
     (dict(weights=np.ones((2, 2, 3, 3), int), separable=True), ValueError,
      r"^'separable' True: it needs one kernel per channel \(single channel or depthwise\), not "
      r"2->2 channels with 'groups' 1"),
-    (dict(kernel_shape=(3, 3), border_value=5, separable=True), ValueError,
-     r"^'separable' True: runtime coefficients take a 'constant' border of 0, not "
-     r"'border_value' 5"),
     (dict(kernel=parse_kernel("gaussian3"), pixels_per_clock=2, separable=True), ValueError,
      r"^'separable' True: 'pixels_per_clock' 2 is built in the 2-D form"),
     (dict(kernel_shape=(3, 3), operation="max-pool", separable=True), ValueError,
