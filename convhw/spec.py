@@ -1142,8 +1142,10 @@ class ConvSpec:
 
     @property
     def output_queue_depth(self):
-        """Results the output FIFO holds: every result that can be in flight, plus one."""
-        return -(-self.latency // self.fold) + 1
+        """Results the output FIFO holds: every result that can be in flight (a
+        result is in flight from its issue to its pop, ``latency + 1`` cycles at the least;
+        positions that complete outputs issue ``fold`` cycles apart at the most often)."""
+        return -(-(self.latency + 1) // self.fold)
 
     @property
     def cycles_per_frame(self):
