@@ -1059,9 +1059,10 @@ class ConvSpec:
     def tree_depth(self):
         """Registered levels of the adder trees (of the SIMD tree when folded; of the
         comparison tree across the kernel's columns of a max pool, whose rows are compared as
-        a column enters the window)."""
+        a column enters the window; its first level reads the window, and a single column is
+        registered once)."""
         if self._operation == "max-pool":
-            return tree_depth(self._kernel_shape[1])
+            return max(1, tree_depth(self._kernel_shape[1]))
         if self.folded:
             return tree_depth(self._simd)
         if self.separable:
@@ -1125,6 +1126,9 @@ class ConvSpec:
     @property
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
+        if self._operation == "max-pool":
+            # No masked-tap registers: the comparison tree reads the window.
+            return self.FRONT_STAGES - 1 + self.tree_depth + self.back_stages
         if self.folded:
             return (self.FRONT_STAGES - 1 + self.FOLD_STAGES + self.fold - 1 + self.tree_depth
                     + self.back_stages)
