@@ -2,8 +2,9 @@
 
 from .spec import ConvSpec
 from .spec1d import Conv1dSpec
-from .gateware import Conv1d, Conv2d
+from .chain import ChainSpec
+from .gateware import Chain, Conv1d, Conv2d
 
-__all__ = ["ConvSpec", "Conv1dSpec", "Conv2d", "Conv1d", "__version__"]
+__all__ = ["ConvSpec", "Conv1dSpec", "ChainSpec", "Conv2d", "Conv1d", "Chain", "__version__"]
 
 __version__ = "0.1.0"

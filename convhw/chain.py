@@ -142,8 +142,10 @@ class ChainSpec:
 
     @property
     def positions_per_frame(self):
-        """For the harness's cycle budget: :attr:`cycles_per_frame`."""
-        return self.cycles_per_frame
+        """For the harness's cycle budget: the layers' intervals summed, more than one
+        inference takes through the chain even when each layer waits for the whole of the
+        previous layer's frame."""
+        return sum(self.intervals)
 
     @property
     def latency(self):

@@ -17,7 +17,7 @@ from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AxiStreamTop", "to_verilog", "to_rtlil", "header"]
+__all__ = ["AxiStreamTop", "to_verilog", "to_rtlil", "header", "core_of"]
 
 
 class AxiStreamTop(wiring.Component):
@@ -69,6 +69,11 @@ class AxiStreamTop(wiring.Component):
                 core.coef.data.eq(self.coef_data),
             ]
         return m
+
+
+def core_of(spec_or_core):
+    """The core of a spec (``Conv2d``, ``Conv1d`` or ``Chain``), or the core itself."""
+    return _core(spec_or_core)
 
 
 def _core(spec_or_core):

@@ -18,7 +18,10 @@ layer's ``pe`` and/or ``simd``; its multipliers count against the budget.
 
 An unfolded layer (``pe = Cout``, ``simd = KH*KW*Cin/groups``) counts all its products as
 multipliers: with constant weights the hardware builds them from shift-adds in logic, which
-costs about as much.
+costs about as much. A layer whose channels scale (an ONNX layer's ``S``) is only folded so
+that its output stage is serial (:attr:`~convhw.spec.ConvSpec.serial_output_stage`): the
+other foldings would need constant multipliers (DSP blocks) per channel on top of the
+budget. An override may still choose one.
 """
 
 import json
@@ -40,13 +43,15 @@ class LayerFolding:
     -------
     name, kind : str
     spec : ConvSpec or None
-        The folded spec of a conv or dense layer; ``None`` for a layer that does not fold.
+        The folded spec of a conv or dense layer; a pooling core's spec, or ``None``.
     cycles : int
         The layer's frame interval: cycles per frame when frames stream back to back.
     multipliers : int
         ``pe * simd`` (0 for a layer that does not fold).
     overridden : bool
         Whether an override set this layer's folding.
+    fixed : bool
+        Whether the layer does not fold (pooling).
     """
 
     name: str
@@ -55,19 +60,20 @@ class LayerFolding:
     cycles: int
     multipliers: int
     overridden: bool = False
+    fixed: bool = False
 
     @property
     def pe(self):
-        return None if self.spec is None else self.spec.pe
+        return None if self.fixed else self.spec.pe
 
     @property
     def simd(self):
-        return None if self.spec is None else self.spec.simd
+        return None if self.fixed else self.spec.simd
 
     @property
     def folding(self):
         """``(pe, simd)``, or ``None`` for a layer that does not fold."""
-        return None if self.spec is None else (self.spec.pe, self.spec.simd)
+        return None if self.fixed else (self.spec.pe, self.spec.simd)
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class Folding:
     @property
     def specs(self):
         """The folded :class:`~convhw.spec.ConvSpec` of each conv and dense layer."""
-        return [layer.spec for layer in self.layers if layer.spec is not None]
+        return [layer.spec for layer in self.layers if not layer.fixed]
 
     def to_dict(self):
         return {"max_multipliers": self.max_multipliers, "multipliers": self.multipliers,
@@ -131,13 +137,27 @@ def candidates(spec, *, pe=None, simd=None):
     """
     pes = _efficient(spec.out_channels) if pe is None else [pe]
     simds = _efficient(spec.inputs_per_output) if simd is None else [simd]
-    options = sorted((spec.with_folding(p, s) for p in pes for s in simds),
-                     key=lambda s: (s.multipliers, s.frame_interval, s.pe))
+    options = [spec.with_folding(p, s) for p in pes for s in simds]
+    if pe is None and simd is None:
+        # A layer that scales keeps its output stage serial (no multiplier per channel).
+        options = [o for o in options if _serial_or_unscaled(o)] or options
+    options.sort(key=lambda s: (s.multipliers, s.frame_interval, s.pe))
     front = []
     for option in options:
         if not front or option.frame_interval < front[-1].frame_interval:
             front.append(option)
     return front
+
+
+def _foldable(item):
+    """A conv or dense layer's spec (a max-pool core's spec does not fold)."""
+    return isinstance(item, ConvSpec) and getattr(item, "operation", "conv") == "conv"
+
+
+def _serial_or_unscaled(spec):
+    """Whether the output stage of ``spec`` needs no multiplier of its own."""
+    scales = spec.output_stage.scale
+    return all(v == 1 for v in scales) or getattr(spec, "serial_output_stage", None) is not None
 
 
 def _fixed_cycles(item):
@@ -200,7 +220,7 @@ def balance(layers, *, max_multipliers=None, overrides=None):
     for item in layers:
         name, kind, spec = item if len(item) == 3 else (item[0], None, item[1])
         if kind is None:
-            kind = "conv" if isinstance(spec, ConvSpec) else "fixed"
+            kind = "conv" if _foldable(spec) else getattr(spec, "operation", "fixed")
         entries.append((str(name), kind, spec))
     names = [name for name, _, _ in entries]
     if len(set(names)) != len(names):
@@ -213,7 +233,7 @@ def balance(layers, *, max_multipliers=None, overrides=None):
         raise ValueError(f"'max_multipliers' must be a non-negative integer or None, not "
                          f"{max_multipliers!r}")
     overrides = dict(overrides or {})
-    foldable = {name: spec for name, _, spec in entries if isinstance(spec, ConvSpec)}
+    foldable = {name: spec for name, _, spec in entries if _foldable(spec)}
     _check_overrides(overrides, foldable, {name: kind for name, kind, _ in entries})
 
     fronts, floor = {}, 0
@@ -261,27 +281,22 @@ def balance(layers, *, max_multipliers=None, overrides=None):
             result.append(LayerFolding(name, kind, option, option.frame_interval,
                                        option.multipliers, name in overrides))
         else:
-            result.append(LayerFolding(name, kind, None, _fixed_cycles(spec), 0))
+            result.append(LayerFolding(name, kind, spec if isinstance(spec, ConvSpec) else None,
+                                       _fixed_cycles(spec), 0, fixed=True))
     return Folding(tuple(result), max_multipliers)
 
 
 def network_layers(network):
-    """``(name, kind, spec or interval)`` per layer of an imported ONNX ``network``."""
-    from .onnx.layers import ConvLayer
-
+    """``(name, kind, spec)`` per layer of an imported ONNX ``network`` (a pooling layer
+    without a spec: its input pixels, one per cycle, as its interval)."""
     items = []
     for layer in network.layers:
-        if isinstance(layer, ConvLayer):
+        if hasattr(layer, "spec"):
             items.append((layer.name, layer.kind, layer.spec()))
         else:
-            items.append((layer.name, layer.kind, _pool_interval(layer)))
+            _, height, width = layer.in_shape
+            items.append((layer.name, layer.kind, height * width))
     return items
-
-
-def _pool_interval(layer):
-    """A pooling core takes one pixel per cycle: its input frame's pixels."""
-    _, height, width = layer.in_shape
-    return height * width
 
 
 def balance_network(network, *, max_multipliers=None, overrides=None):

@@ -24,9 +24,14 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
              max_cycles=None, backend="pysim"):
     """Run ``frames`` (integer arrays of ``dut.spec.input_shape``) through ``dut``.
 
-    ``backend="pysim"`` uses the Amaranth simulator; ``"fast"`` a compiled model of the same
-    design (:mod:`convhw.fastsim`), with the same stall patterns and cycle counts.
+    ``dut`` is a core (``Conv2d``, ``Conv1d``, ``Chain``), or a spec (``ConvSpec``,
+    ``Conv1dSpec``, ``ChainSpec``) whose core is built here. ``backend="pysim"`` uses the
+    Amaranth simulator; ``"fast"`` a compiled model of the same design (:mod:`convhw.fastsim`),
+    with the same stall patterns and cycle counts.
     """
+    if not hasattr(dut, "i"):
+        from .export import core_of
+        dut = core_of(dut)
     if backend == "pysim":
         run = pysim
     elif backend == "fast":

@@ -54,17 +54,20 @@ def load_network(path, option="--model"):
         raise CliError(f"{option}: {path}: {error}") from None
 
 
-def budget_from_args(args):
-    """``(max_multipliers, where it comes from)`` from ``--max-multipliers`` or the target."""
-    from .folding import default_budget
+def budget_from_args(args, default_budget=None, default_source=None):
+    """``(max_multipliers, where it comes from)`` from ``--max-multipliers``, else
+    ``default_budget`` (a board's DSP blocks), else the target's DSP blocks."""
+    from .folding import default_budget as target_budget
 
     given = getattr(args, "max_multipliers", None)
     if given is not None:
         if given < 1:
             raise CliError(f"--max-multipliers: must be a positive integer, not {given}")
         return given, "--max-multipliers"
+    if default_budget is not None:
+        return default_budget, default_source or "the default"
     target = getattr(args, "target", None) or DEFAULT_TARGET
-    budget = default_budget(target)
+    budget = target_budget(target)
     if budget == 0:
         raise CliError(f"--target: {target} has no DSP blocks; give the multiplier budget "
                        f"with --max-multipliers N (multipliers built from logic)")
@@ -73,11 +76,12 @@ def budget_from_args(args):
     return budget, source
 
 
-def folding_from_args(args, network):
-    """The balanced :class:`~convhw.folding.Folding` of ``network`` for these options."""
+def folding_from_args(args, network, default_budget=None, default_source=None):
+    """The balanced :class:`~convhw.folding.Folding` of ``network`` for these options
+    (``default_budget``: see :func:`budget_from_args`)."""
     from .folding import balance_network, read_overrides
 
-    budget, _ = budget_from_args(args)
+    budget, _ = budget_from_args(args, default_budget, default_source)
     overrides = None
     if getattr(args, "folding", None) is not None:
         try:

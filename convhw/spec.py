@@ -49,6 +49,7 @@ import numpy as np
 from .bits import is_int as _is_int, pair, signed_bits, validate_int
 from .border import AxisBorder, check_border_padding, validate_border
 from .requant import OutputStage
+from .separable import DSP_OPERAND_BITS, LOW_BIT, best_factors, digits
 from .terms import PRODUCT, tap_terms, tree_depth
 
 __all__ = ["ConvSpec", "OPERATIONS", "signed_bits", "pair", "validate_positive_int",
@@ -160,6 +161,11 @@ class ConvSpec:
     pixels_per_clock : int
         1, 2, 4 or 8 pixels per stream beat (N lanes, see :attr:`beat_width`). N > 1 needs
         stride 1, an unfolded layer and a width that is a multiple of N.
+    separable : bool, optional
+        ``None`` (automatic): a constant kernel that is an outer product of two integer vectors
+        is built as a vertical then a horizontal 1-D pass when that takes fewer adder-tree
+        inputs (:mod:`convhw.separable`). ``True`` requires that form (and with runtime
+        coefficients loads the two vectors), ``False`` builds the 2-D form.
 
     Raises
     ------
@@ -172,7 +178,7 @@ class ConvSpec:
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
-                 border_value=0, operation="conv", pixels_per_clock=1):
+                 border_value=0, operation="conv", pixels_per_clock=1, separable=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -180,7 +186,8 @@ class ConvSpec:
                           coeff_bits=coeff_bits, flip=flip, shift=shift, scale=scale,
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
                           pe=pe, simd=simd, border=border, border_value=border_value,
-                          operation=operation, pixels_per_clock=pixels_per_clock)
+                          operation=operation, pixels_per_clock=pixels_per_clock,
+                          separable=separable)
         if operation not in OPERATIONS:
             raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
                              f"not {operation!r}")
@@ -249,6 +256,13 @@ class ConvSpec:
             raise ValueError(f"'pixels_per_clock' {self._ppc} does not apply to "
                              f"'operation'='max-pool', which takes 1")
 
+        self._separable = self._resolve_separable(separable)
+        if self._separable == "runtime" and self.positions_per_frame <= self.vertical_stages:
+            # The horizontal coefficients wait in one pending copy for the frame's first
+            # position to reach the horizontal pass: no second frame may start before.
+            raise ValueError(f"'separable' True with runtime coefficients needs frames of more "
+                             f"than {self.vertical_stages} positions (the vertical pass's "
+                             f"cycles), not {self.positions_per_frame}")
         self._acc_ranges = self._accumulator_ranges()
         self._requantize = (shift is not None or out_bits is not None or scale is not None
                             or clamp is not None)
@@ -399,6 +413,62 @@ class ConvSpec:
                              f"'pe' {self._pe} and 'simd' {self._simd}")
         return value
 
+    def _resolve_separable(self, separable):
+        """The separable form's vertical and horizontal vectors per output channel (tap order),
+        ``"runtime"`` (loaded at run time), or ``None`` for the 2-D form."""
+        if separable is not None and not isinstance(separable, bool):
+            raise TypeError(f"'separable' must be None (automatic), True or False, "
+                            f"not {separable!r}")
+        if separable is False:
+            return None
+        # The N-pixels-per-clock core and the max pool are built in the 2-D form only.
+        ppc = self._ppc
+        reason, factors = None, None
+        if self._operation != "conv":
+            reason = f"'operation' {self._operation!r} has no kernel to separate"
+        elif self.folded:
+            reason = (f"a folded layer ('pe' {self._pe}, 'simd' {self._simd}) is built in the "
+                      f"2-D form")
+        elif ppc > 1:
+            reason = f"'pixels_per_clock' {ppc} is built in the 2-D form"
+        elif self.group_in_channels != 1 or self._out_channels != self._in_channels:
+            reason = (f"it needs one kernel per channel (single channel or depthwise), not "
+                      f"{self._in_channels}->{self._out_channels} channels with 'groups' "
+                      f"{self._groups}")
+        elif self._weights is None:
+            if not separable:
+                return None   # runtime coefficients: only when asked for
+            factors = "runtime"
+            if self._border == "constant" and self._border_value:
+                reason = (f"runtime coefficients take a 'constant' border of 0, not "
+                          f"'border_value' {self._border_value}")
+        else:
+            kernels = [self.hw_weights(co) for co in range(self._out_channels)]
+            factors = tuple(best_factors(k) for k in kernels)
+            bad = next((k for k, f in zip(kernels, factors) if f is None), None)
+            if bad is not None:
+                if self._flip:
+                    bad = tuple(row[::-1] for row in bad[::-1])
+                reason = (f"kernel {[list(r) for r in bad]} is not an outer product of two "
+                          f"integer vectors")
+            elif separable is None:
+                flat = sum(len(tap_terms(c, self._coeff_bits, use_dsp=False))
+                           for k in kernels for row in k for c in row)
+                split = sum(digits(u) + digits(v) for u, v in factors)
+                if split >= flat:
+                    return None
+        if reason is not None:
+            if separable:
+                raise ValueError(f"'separable' True: {reason} (use 'separable' False or None)")
+            return None
+        return factors
+
+    def hw_weights(self, co):
+        """The kernel of output channel ``co`` (its one input channel) in tap order."""
+        kh, kw = self._kernel_shape
+        return tuple(tuple(self.hw_weight(co, 0, row, col) for col in range(kw))
+                     for row in range(kh))
+
     def _accumulator_ranges(self):
         if self._operation == "max-pool":
             return (self.pixel_range,) * self._out_channels
@@ -407,7 +477,11 @@ class ConvSpec:
         cb = self._coeff_bits
         ranges = []
         for co in range(self._out_channels):
-            if self._weights is not None:
+            if self._separable == "runtime":
+                # A tap's coefficient is a product of two runtime coefficients.
+                clo, chi = -(1 << (cb - 1)), (1 << (cb - 1)) - 1
+                coeffs = [(clo * chi, clo * clo)] * self.taps
+            elif self._weights is not None:
                 coeffs = [(c, c) for per_in in self._weights[co] for row in per_in for c in row]
             else:
                 coeffs = [(-(1 << (cb - 1)), (1 << (cb - 1)) - 1)] * self.inputs_per_output
@@ -588,7 +662,10 @@ class ConvSpec:
 
     @property
     def coefficient_count(self):
-        """Runtime coefficients: ``Cout * Cin/groups * KH * KW``."""
+        """Runtime coefficients: ``Cout * Cin/groups * KH * KW`` (separable: ``Cout * (KH +
+        KW)``, see :meth:`separable_address`)."""
+        if self._separable == "runtime":
+            return self._out_channels * sum(self._kernel_shape)
         return self._out_channels * self.inputs_per_output
 
     @property
@@ -655,6 +732,113 @@ class ConvSpec:
         return [(row, col, kind, shift, negative)
                 for row, col, _, kind, shift, negative in self.channel_terms(0)]
 
+    # --- separable form -------------------------------------------------------------------
+
+    @property
+    def separable(self):
+        """Whether the core is built as a vertical then a horizontal 1-D pass."""
+        return self._separable is not None
+
+    @property
+    def form(self):
+        """``"separable"`` or ``"2-d"``: the form the core is built in."""
+        return "separable" if self._separable is not None else "2-d"
+
+    @property
+    def separable_factors(self):
+        """Per output channel ``(u, v)`` in tap order, ``kernel == outer(u, v)`` (``u``
+        vertical); ``None`` for the 2-D form or runtime coefficients."""
+        return None if self._separable in (None, "runtime") else self._separable
+
+    def _pass_terms(self, co, axis):
+        """Adder-tree inputs ``(row, col, channel, kind, shift, negative)`` of one pass of
+        output channel ``co``: ``axis`` 0 is the vertical pass (``(i, 0)`` taps), 1 the
+        horizontal one (``(0, j)`` taps). Runtime DSP products go to the horizontal pass
+        first, whose operands (vertical sums) are the wider."""
+        kh, kw = self._kernel_shape
+        size = (kh, kw)[axis]
+        first = (co * kw) if axis else (self._out_channels * kw + co * kh)
+        result = []
+        low = 0
+        if axis and self._separable == "runtime":
+            low = max(0, signed_bits(*self.vertical_range(co)) - DSP_OPERAND_BITS)
+        for index in range(size):
+            coeff = None if self._separable == "runtime" else self._separable[co][axis][index]
+            tap = (0, index) if axis else (index, 0)
+            for kind, shift, negative in tap_terms(coeff, self._coeff_bits,
+                                                   use_dsp=first + index < self.dsp_taps):
+                if kind == PRODUCT and low:
+                    # The sum's high part in the DSP block (shifted), its low bits gate the
+                    # coefficient (see convhw.separable.DSP_OPERAND_BITS).
+                    result.append((*tap, co, kind, low, False))
+                    result += [(*tap, co, LOW_BIT, bit, False) for bit in range(low)]
+                    continue
+                result.append((*tap, co, kind, shift, negative))
+        return result
+
+    def vertical_terms(self, co):
+        """Adder-tree inputs of channel ``co``'s vertical pass (separable form)."""
+        return self._pass_terms(co, 0)
+
+    def horizontal_terms(self, co):
+        """Adder-tree inputs of channel ``co``'s horizontal pass (separable form)."""
+        return self._pass_terms(co, 1)
+
+    @property
+    def vertical_product_stages(self):
+        """1 when some vertical products use DSP blocks (a stage more), else 0."""
+        return int(self.separable and self.dsp_taps > self._out_channels * self._kernel_shape[1])
+
+    @property
+    def vertical_tree_depth(self):
+        return max(tree_depth(len(self.vertical_terms(co))) for co in range(self._out_channels))
+
+    @property
+    def vertical_stages(self):
+        """Cycles the separable form's vertical pass adds (masked rows, products, tree): 0 for
+        the 2-D form."""
+        if not self.separable:
+            return 0
+        return 1 + self.vertical_product_stages + self.vertical_tree_depth
+
+    def vertical_range(self, co):
+        """Exact ``(min, max)`` of channel ``co``'s vertical sums (separable form)."""
+        xlo, xhi = self.pixel_range
+        if self._separable == "runtime":
+            clo, chi = -(1 << (self._coeff_bits - 1)), (1 << (self._coeff_bits - 1)) - 1
+            corners = [c * x for c in (clo, chi) for x in (xlo, xhi)]
+            return (self._kernel_shape[0] * min(corners), self._kernel_shape[0] * max(corners))
+        u = self._separable[co][0]
+        return (sum(min(c * xlo, c * xhi) for c in u), sum(max(c * xlo, c * xhi) for c in u))
+
+    def separable_address(self, co, axis, index):
+        """Runtime separable coefficients: where coefficient ``index`` of channel ``co``'s
+        vertical (``axis`` 0) or horizontal (1) vector, as the user wrote it, is written:
+        ``co*(KH+KW) + index`` vertical, ``co*(KH+KW) + KH + index`` horizontal."""
+        kh, kw = self._kernel_shape
+        return co * (kh + kw) + (kh if axis else 0) + index
+
+    @property
+    def adder_terms(self):
+        """Adder-tree inputs built for one position, every channel and pass together."""
+        if self.folded:
+            return self.multipliers
+        channels = range(self._out_channels)
+        if self.separable:
+            return sum(len(self.vertical_terms(co)) + len(self.horizontal_terms(co))
+                       for co in channels)
+        return sum(len(self.channel_terms(co)) for co in channels)
+
+    @property
+    def multipliers_built(self):
+        """Multiplications built: runtime products, or constant coefficients other than 0 (each
+        a shift-add); ``pe * simd`` when folded."""
+        if self.folded or self._weights is None:
+            return self.multipliers
+        if self.separable:
+            return sum(sum(1 for c in u + v if c) for u, v in self._separable)
+        return sum(1 for c in self._flat_weights() if c)
+
     # --- folding --------------------------------------------------------------------------------
 
     @property
@@ -679,9 +863,11 @@ class ConvSpec:
     @property
     def multipliers(self):
         """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants); 0
-        for a max pool."""
+        for a max pool; ``(KH + KW)`` per channel in the separable form."""
         if self._operation == "max-pool":
             return 0
+        if getattr(self, "_separable", None) is not None:
+            return self._out_channels * sum(self._kernel_shape)
         return self._pe * self._simd
 
     @property
@@ -800,17 +986,60 @@ class ConvSpec:
             return tree_depth(self.taps)
         if self.folded:
             return tree_depth(self._simd)
+        if self.separable:
+            return max(tree_depth(len(self.horizontal_terms(co)))
+                       for co in range(self._out_channels))
         return max(tree_depth(len(self.channel_terms(co))) for co in range(self._out_channels))
 
     @property
     def back_stages(self):
-        """Output stage: scaling (when needed), rounding, and saturation when it can happen."""
+        """Output stage: scaling (when needed), rounding, and saturation when it can happen
+        (a serial output stage adds its operand stage and its digits)."""
+        serial = self.serial_output_stage
+        if serial is not None:
+            return self._stage.stages + 1 + serial[1]
         return self._stage.stages
+
+    #: Scale bits a serial output stage may take per cycle.
+    SERIAL_RADIX_BITS = (1, 2, 3, 4)
+
+    @property
+    def serial_output_stage(self):
+        """``(radix_bits, digits)`` when a folded layer's lanes scale serially, else ``None``.
+
+        A folded lane completes one output value every ``simd_folds`` cycles at most, so
+        instead of an output stage with a constant multiplier per channel (or per lane), each
+        lane multiplies ``acc + bias`` by its channel's scale ``radix_bits`` scale bits per
+        cycle, over ``digits`` cycles, with shift-adds in logic: no DSP block, and one stage
+        per lane whatever the channels' scales. Used for folded convolutions whose channels
+        scale (some ``scale != 1``, all positive) when ``digits + 1 <= simd_folds`` for a
+        radix of :data:`SERIAL_RADIX_BITS`; the scales are aligned to the largest shift
+        (:attr:`serial_scales`).
+        """
+        if self._operation != "conv" or not self.folded:
+            return None
+        scales = self._stage.scale
+        if all(v == 1 for v in scales) or any(v <= 0 for v in scales):
+            return None
+        bits = max(v.bit_length() for v in self.serial_scales[0])
+        for radix_bits in self.SERIAL_RADIX_BITS:
+            digits = -(-bits // radix_bits)
+            if digits + 1 <= self.simd_folds:
+                return radix_bits, digits
+        return None
+
+    @property
+    def serial_scales(self):
+        """``(scales, shift)``: every channel's scale aligned to the largest shift, so that
+        ``scales[c] * 2**-shift == scale[c] * 2**-shift[c]``."""
+        shifts = self._stage.shift
+        top = max(shifts)
+        return tuple(v << (top - s) for v, s in zip(self._stage.scale, shifts)), top
 
     @property
     def product_stages(self):
         """1 when DSP products take a stage more (multiplier input registers), else 0."""
-        return int(self.dsp_taps > 0 and not self.folded)
+        return int(self.dsp_taps > 0 and not self.folded)   # (separable: the horizontal pass)
 
     @property
     def pipeline_depth(self):
@@ -818,7 +1047,8 @@ class ConvSpec:
         if self.folded:
             return (self.FRONT_STAGES - 1 + self.FOLD_STAGES + self.fold - 1 + self.tree_depth
                     + self.back_stages)
-        return self.FRONT_STAGES + self.product_stages + self.tree_depth + self.back_stages
+        return (self.FRONT_STAGES + self.vertical_stages + self.product_stages + self.tree_depth
+                + self.back_stages)
 
     @property
     def latency(self):
@@ -896,7 +1126,7 @@ class ConvSpec:
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
                 self._stage._key(), self._border, self._border_value, self._operation,
-                self._ppc)
+                self._ppc, self.separable)
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
@@ -919,6 +1149,12 @@ class ConvSpec:
             facts.update(border=self._border, border_value=self._border_value)
         if self._ppc > 1:   # (default: headers unchanged)
             facts.update(pixels_per_clock=self._ppc)
+        if self.separable:   # (the 2-D form: headers unchanged)
+            facts["form"] = "separable"
+            if self.separable_factors is not None:
+                step = -1 if self._flip else 1   # as the user wrote the kernel
+                facts["separable_vectors"] = [[list(u[::step]), list(v[::step])]
+                                              for u, v in self.separable_factors]
         if self._layer:
             facts.update({
                 "in_channels": self._in_channels, "out_channels": self._out_channels,
@@ -948,7 +1184,8 @@ class ConvSpec:
                 f"in_bits={self._in_bits}{', signed' if self._in_signed else ''}, "
                 f"coeff_bits={self._coeff_bits}, flip={self._flip}, out_bits={self.out_bits}"
                 f"{self._border_repr()}"
-                f"{f', pixels_per_clock={self._ppc}' if self._ppc > 1 else ''})")
+                f"{f', pixels_per_clock={self._ppc}' if self._ppc > 1 else ''}"
+                f"{', separable' if self.separable else ''})")
 
     def _border_repr(self):
         if self._border == "constant" and not self._border_value:

@@ -7,6 +7,7 @@ into a :class:`~convhw.spec.ConvSpec` or :class:`~convhw.spec1d.Conv1dSpec`, and
 into a :class:`~convhw.errors.CliError` that names the option.
 """
 
+import argparse
 import re
 
 import numpy as np
@@ -29,6 +30,7 @@ OPTION_OF = {
     "groups": "--groups", "bias": "--bias", "relu": "--relu", "in_channels": "--in-channels",
     "out_channels": "--out-channels", "pe": "--pe", "simd": "--simd", "border": "--border",
     "border_value": "--border-value", "pixels_per_clock": "--pixels-per-clock",
+    "separable": "--separable",
 }
 
 
@@ -58,6 +60,11 @@ def add_spec_arguments(parser):
                        help="what the padding holds, as OpenCV's border modes (default constant)")
     group.add_argument("--border-value", type=int, default=0, metavar="V",
                        help="the pixel value of a constant border (default 0)")
+    group.add_argument("--separable", action=argparse.BooleanOptionalAction, default=None,
+                       help="build a kernel that is an outer product of two integer vectors as "
+                            "a vertical then a horizontal 1-D pass (default: automatic for "
+                            "constant kernels; --separable requires it, and with "
+                            "--runtime-coeffs loads the two vectors)")
     group.add_argument("--in-bits", type=int, default=8, metavar="N",
                        help="input pixel width (default 8)")
     group.add_argument("--signed", action="store_true", help="two's-complement input pixels")
@@ -323,6 +330,12 @@ def spec_from_args(args, frame_shape=None):
         max_dsps=getattr(args, "max_dsps", None),
         border=getattr(args, "border", "constant"), border_value=getattr(args, "border_value", 0),
     )
+    separable = getattr(args, "separable", None)
+    if separable is not None:
+        if dims == 1:
+            raise CliError(f"--{'' if separable else 'no-'}separable: a 1-D core has one row; "
+                           f"the option is for 2-D kernels")
+        common["separable"] = separable
     lanes = getattr(args, "pixels_per_clock", 1)
     try:
         if dims == 1:
@@ -361,6 +374,13 @@ def runtime_kernel(args, spec):
                                f"layer takes (Cout, Cin/groups, KH, KW) = "
                                f"{(*expected, *spec.kernel_shape)} weights: use --weights")
             kernel = np.broadcast_to(kernel, (*expected, *kernel.shape)).copy()
+    if getattr(spec, "separable", False):
+        from .stimulus import separable_writes
+        try:
+            separable_writes(spec, kernel)
+        except ValueError as error:
+            raise CliError(f"{option}: {error} (--separable --runtime-coeffs)") from None
+        return kernel
     lo, hi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
     bad = [int(v) for v in np.ravel(kernel) if not lo <= v <= hi]
     if bad:

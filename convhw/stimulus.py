@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SimResult", "check_probability", "stimulus", "coefficient_writes", "budget",
-           "input_shape", "output_shape", "lanes", "beat_shape", "pack_beats", "unpack_beats",
-           "result_frames", "marker_errors"]
+from .separable import fitting_factors
+
+__all__ = ["SimResult", "check_probability", "stimulus", "coefficient_writes", "separable_writes",
+           "budget", "input_shape", "output_shape", "lanes", "beat_shape", "pack_beats",
+           "unpack_beats", "result_frames", "marker_errors"]
 
 
 @dataclass
@@ -91,7 +93,9 @@ def _kernels(spec, frames, coefficients):
                              f"runtime kernel shape {kernel.shape} does not match "
                              f"'kernel_shape' {spec.kernel_shape}")
         kernel = coefficients[index] = _integers("coefficients", kernel)
-        if kernel.min() < lo or kernel.max() > hi:
+        if getattr(spec, "separable", False):
+            separable_writes(spec, kernel)   # raises when a kernel does not factor
+        elif kernel.min() < lo or kernel.max() > hi:
             raise ValueError(f"runtime coefficients must lie in {lo}..{hi} for "
                              f"'coeff_bits'={spec.coeff_bits}")
     return coefficients
@@ -120,8 +124,29 @@ def stimulus(spec, frames, coefficients=None):
     return frames, _kernels(spec, frames, coefficients)
 
 
+def separable_writes(spec, kernel):
+    """The writes that load the two vectors of a runtime separable ``spec`` whose product is
+    ``kernel`` (``(KH, KW)``, or ``(C, 1, KH, KW)`` depthwise); a ValueError naming the kernel
+    when it does not factor into vectors that fit ``coeff_bits``."""
+    kernel = np.asarray(kernel)
+    kernels = kernel.reshape(-1, *kernel.shape[-2:])
+    writes = []
+    for co, k in enumerate(kernels):
+        factors = fitting_factors(k.tolist(), spec.coeff_bits)
+        if factors is None:
+            raise ValueError(f"runtime kernel {k.tolist()} is not an outer product of two "
+                             f"integer vectors of 'coeff_bits'={spec.coeff_bits}, which a "
+                             f"separable core loads")
+        for axis, vector in enumerate(factors):
+            writes += [(spec.separable_address(co, axis, i), int(c)) for i, c in enumerate(vector)]
+    return writes
+
+
 def coefficient_writes(spec, kernel):
-    """``[(addr, value), ...]``: the coefficient-port writes that load ``kernel``."""
+    """``[(addr, value), ...]``: the coefficient-port writes that load ``kernel`` (a separable
+    core's: its two vectors)."""
+    if getattr(spec, "separable", False):
+        return separable_writes(spec, kernel)
     kernel = np.asarray(kernel)
     if kernel.ndim == 4:
         return [(spec.coefficient_address(*index), int(kernel[index]))

@@ -236,7 +236,7 @@ def test_activity_led_lights_on_traffic():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"spec": "sobel"}, TypeError, r"^'spec' must be a ConvSpec, not 'sobel'$"),
+    ({"spec": "sobel"}, TypeError, r"^'spec' must be a ConvSpec or a ChainSpec, not 'sobel'$"),
     ({"timeout": 0}, ValueError, r"^'timeout' must be a positive number of seconds, not 0$"),
     ({"timeout": 50e-6}, ValueError, r"^'timeout' 5e-05 s is shorter than 4 byte times at "
                                      r"250000 baud \(0\.00016 s\)$"),
@@ -278,7 +278,7 @@ def test_client_says_when_no_board_answers():
 
 
 @pytest.mark.parametrize("spec, timeout, error, message", [
-    ("sobel", 0.1, TypeError, r"^'spec' must be a ConvSpec, not 'sobel'$"),
+    ("sobel", 0.1, TypeError, r"^'spec' must be a ConvSpec or a ChainSpec, not 'sobel'$"),
     (SOBEL_SPEC, 0, ValueError, r"^'timeout' must be a positive number of seconds, not 0$"),
 ])
 def test_client_rejects_bad_parameters(spec, timeout, error, message):

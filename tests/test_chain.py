@@ -87,12 +87,11 @@ def test_random_chain_pysim(seed):
 
 
 @needs_engine
-@pytest.mark.parametrize("seed", [2])
-def test_random_chain_fast_stalls(seed):
-    chain = random_chain(seed, width=8, height=7, channels=3)
-    frames = _frames(chain, 6, seed)
+def test_random_chain_fast_stalls():
+    chain = random_chain(5, width=8, height=8)
+    frames = _frames(chain, 6, 2)
     for stall in (0.0, 0.3, 0.9):
-        result = simulate(Chain(chain), frames, in_stall=stall, out_stall=stall, seed=seed,
+        result = simulate(Chain(chain), frames, in_stall=stall, out_stall=stall, seed=7,
                           backend="fast")
         _check(result, chain, frames)
 
@@ -174,3 +173,9 @@ def test_chain_names_must_match():
 def test_chain_takes_only_chain_specs(unelaborated_ok):
     with pytest.raises(TypeError, match=r"^'spec' must be a ChainSpec, not "):
         Chain(_layer())
+
+
+def test_harness_takes_a_chain_spec():
+    chain = random_chain(8, width=5, height=5)
+    frames = _frames(chain, 2, 8)
+    _check(simulate(chain, frames, out_stall=0.3), chain, frames)

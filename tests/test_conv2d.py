@@ -229,12 +229,13 @@ def test_back_to_back_after_bottom_padding():
 
 # --- cycle counts and latency --------------------------------------------------------------------
 
-def test_cycles_64x64_same_3x3():
-    spec = ConvSpec(width=64, height=64, kernel=SOBEL_X, padding="same")
+@pytest.mark.parametrize("separable, cycles", [(False, 4169), (None, 4170)])
+def test_cycles_64x64_same_3x3(separable, cycles):
+    spec = ConvSpec(width=64, height=64, kernel=SOBEL_X, padding="same", separable=separable)
     (py, _), _ = spec.padding
     frame = random_frame(np.random.default_rng(64), spec)
     result = check_run(spec, [frame])
-    assert result.cycles == spec.cycles_per_frame == 4169
+    assert result.cycles == spec.cycles_per_frame == cycles
     assert result.cycles <= 64 * 64 + (py + 1) * 64 + 32
 
 

@@ -60,8 +60,8 @@ def test_balance_is_optimal(seed, budget):
             assert (layer.cycles, layer.multipliers) == (exact.frame_interval,
                                                          exact.multipliers)
         else:
-            assert (layer.spec, layer.folding, layer.cycles, layer.multipliers) == \
-                (None, None, item, 0)
+            assert (layer.spec, layer.folding, layer.cycles, layer.multipliers, layer.fixed) == \
+                (None, None, item, 0, True)
     assert folding.bottleneck.cycles == folding.cycles_per_frame
 
 
@@ -178,3 +178,10 @@ def test_digits_network():
     assert folding.foldings[1] is None and folding.foldings[3] is None
     unlimited = balance_network(network)
     assert unlimited.cycles_per_frame < folding.cycles_per_frame
+    # Its layers scale: every folding chosen keeps the output stage serial (no DSP blocks).
+    for budget in (3, 8, 28, 156, None):
+        chosen = balance_network(network, max_multipliers=budget)
+        assert all(spec.serial_output_stage is not None for spec in chosen.specs)
+    # An override may choose another.
+    forced = balance_network(network, max_multipliers=40, overrides={"conv1": {"simd": 9}})
+    assert forced.specs[0].serial_output_stage is None

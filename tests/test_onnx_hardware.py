@@ -15,6 +15,7 @@ import pytest
 
 from convhw import fastsim
 from convhw.fastsim import model as fastsim_model
+from convhw.folding import balance_network
 from convhw.gateware import Chain
 from convhw.harness import simulate
 from convhw.onnx import input_codes, output_values, read_model, run_network
@@ -56,13 +57,10 @@ def check_against_onnxruntime(model, network, x, got, *, basic=False):
     (("conv_attributes", "qdq", "uint8", "int8", True), None),
     # Conv, Clip, MaxPool, Reshape, MatMul, Relu, Gemm; folded layers
     (("dense", "qoperator", "uint8", "uint8", False), [(3, 3), None, (4, 9), (5, 8)]),
-    # GlobalAveragePool's integer path as a depthwise all-ones convolution; int8 codes
-    (("global_average", "qdq", "int8", "int8", False), [(2, 9), (4, 42)]),
-    # AveragePool without padding and with count_include_pad=1: depthwise all-ones cores
-    (("average", "qdq", "uint8", "int8", True), [(2, 9), None, None, (3, 2)]),
-    (("average", "qoperator", "int8", "int8", False), None),
-], ids=["conv_attributes-qdq", "dense-qoperator-folded", "global_average-int8",
-        "average-qdq", "average-qoperator-int8"])
+    # AveragePool without padding and with count_include_pad=1: depthwise all-ones cores;
+    # int8 codes through QOperator
+    (("average", "qoperator", "int8", "int8", False), [(2, 9), None, None, (3, 2)]),
+], ids=["conv_attributes-qdq", "dense-qoperator-folded", "average-qoperator-int8"])
 def test_quantized_models(case, foldings):
     model, shape = quantized(*case)
     network = read_model(model)
@@ -84,10 +82,38 @@ def test_digits_test_split_in_hardware():
     x = images[test_index]
     model = onnx.load(MODEL)
     network = read_model(model)
-    got, result = run_hardware(network, x, foldings=[(8, 9), None, (16, 8), None, (10, 8)])
+    # The folding `convhw simulate --model` chooses (the UP5K's 8 DSP blocks): one model for
+    # both tests.
+    foldings = balance_network(network, max_multipliers=8).foldings
+    got, result = run_hardware(network, x, foldings=foldings)
     assert check_against_onnxruntime(model, network, x, got) == 0
     np.testing.assert_array_equal(got, run_onnxruntime(model, x))
     assert np.mean(got.argmax(1) == labels[test_index]) >= 0.95
     # Back to back: the bottleneck layer's interval per inference, plus the pipeline's fill.
-    chain = network.chain([(8, 9), None, (16, 8), None, (10, 8)])
+    chain = network.chain(foldings)
     assert result.cycles <= len(x) * chain.cycles_per_frame + 2 * chain.latency + 64
+
+
+def test_average_pool_without_pad_count_is_refused():
+    """count_include_pad=0 with padding divides each window by its own cell count: refused,
+    naming the layer (the reference computes it)."""
+    network = read_model(quantized("pooling", "qdq", "uint8", "int8", True)[0])
+    with pytest.raises(ValueError, match=(
+            r"^layer 3 'avg1' \(AveragePool\): AveragePool with count_include_pad=0 and "
+            r"padding \(\(1, 1\), \(1, 1\)\) divides each window by its own in-frame cell "
+            r"count, which the hardware does not build \(use count_include_pad=1, or no "
+            r"padding\)$")):
+        network.chain()
+
+
+def test_foldings_must_fit_the_layers():
+    network = read_model(MODEL)
+    with pytest.raises(ValueError, match=r"^'foldings' must give one \(pe, simd\) or None per "
+                                         r"layer \(5\), not 2$"):
+        network.chain([None, None])
+    with pytest.raises(ValueError, match=r"^layer 1 'pool1' \(MaxPool\): a max-pool layer takes "
+                                         r"no folding, not \(1, 1\)$"):
+        network.chain([None, (1, 1), None, None, None])
+    with pytest.raises(ValueError, match=r"^layer 0 'conv1' \(Conv\): 'pe' must be from 1 to 8 "
+                                         r"\(the output channels\), not 9$"):
+        network.chain([(9, 1), None, None, None, None])

@@ -339,11 +339,13 @@ def test_to_dict_and_repr():
         "kernel_shape": [3, 3], "stride": [1, 2], "padding": [[1, 1], [2, 2]],
         "dilation": [1, 1], "in_bits": 8, "in_signed": False, "coeff_bits": 3, "flip": False,
         "shift": 2, "out_bits": 6, "acc_bits": s.acc_bits, "out_shape": list(s.out_shape),
-        "latency": s.latency, "cycles_per_frame": s.cycles_per_frame}
+        "latency": s.latency, "cycles_per_frame": s.cycles_per_frame,
+        "form": "separable", "separable_vectors": [[[1, 0, -1], [1, 2, 1]]]}
+    assert "form" not in s.replace(separable=False).to_dict()   # 2-D headers unchanged
     assert spec().to_dict()["shift"] is None
     assert ConvSpec(width=4, height=4, kernel_shape=2).to_dict()["kernel"] is None
     assert repr(s) == ("ConvSpec(8x6, kernel=[[1, 2, 1], [0, 0, 0], [-1, -2, -1]], "
                        "stride=(1, 2), padding=((1, 1), (2, 2)), dilation=(1, 1), in_bits=8, "
-                       "coeff_bits=3, flip=False, out_bits=6)")
+                       "coeff_bits=3, flip=False, out_bits=6, separable)")
     assert "kernel_shape=(2, 2)" in repr(ConvSpec(width=4, height=4, kernel_shape=2,
                                                   in_signed=True))

@@ -33,7 +33,8 @@ from amaranth.lib import crc, fifo, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from ..gateware import Conv2d
+from ..chain import ChainSpec
+from ..gateware import Chain, Conv2d
 from ..spec import ConvSpec
 from . import protocol
 from .protocol import Status
@@ -120,7 +121,7 @@ class _Engine(wiring.Component):
         with m.Elif(~silent):
             m.d.sync += silence.eq(silence + 1)
 
-        m.submodules.core = core = Conv2d(spec)
+        m.submodules.core = core = Chain(spec) if isinstance(spec, ChainSpec) else Conv2d(spec)
         m.submodules.header_crc = header_crc = _crc16()
         m.submodules.in_crc = in_crc = _crc16()
         m.submodules.out_crc = out_crc = _crc16()
@@ -282,8 +283,8 @@ def check_parameters(spec, *, clk_freq, baud, timeout=DEFAULT_TIMEOUT, fifo_dept
     TypeError, ValueError
         Naming the parameter, its value and what is allowed.
     """
-    if not isinstance(spec, ConvSpec):
-        raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
+    if not isinstance(spec, (ConvSpec, ChainSpec)):
+        raise TypeError(f"'spec' must be a ConvSpec or a ChainSpec, not {spec!r}")
     bit_ratio(clk_freq, baud)
     if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
             and timeout > 0):
@@ -310,7 +311,8 @@ class UARTAccelerator(wiring.Component):
 
     Parameters
     ----------
-    spec : ConvSpec
+    spec : ConvSpec or ChainSpec
+        A core, or a network's chain of cores (one frame is one inference).
     clk_freq : float
         Clock frequency in Hz.
     baud : int

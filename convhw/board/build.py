@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from amaranth.build.run import LocalBuildProducts
 
 from .accelerator import DEFAULT_TIMEOUT, check_parameters
-from .defaults import add_board_spec_arguments, board_spec_from_args
+from .defaults import add_board_model_arguments, add_board_spec_arguments, board_spec_from_args
 from .top import BoardInfo, BoardTop
 
 __all__ = ["BuildError", "BuildResult", "build_board", "program_board", "main"]
@@ -153,7 +153,8 @@ def program_board(board, result):
 
 
 def main(board, argv=None):
-    """``python -m boards.<board> build [--build-dir DIR] [spec options] [--baud B] [--program]``."""
+    """``python -m boards.<board> build [--build-dir DIR] [spec options | --model M.onnx]
+    [--baud B] [--program]``."""
     from ..errors import CliError
 
     parser = argparse.ArgumentParser(prog=f"python -m boards.{board.name}",
@@ -174,9 +175,19 @@ def main(board, argv=None):
     build.add_argument("--program", action="store_true",
                        help="flash the bitstream after building")
     add_board_spec_arguments(build)
+    add_board_model_arguments(build)
     args = parser.parse_args(argv)
     try:
-        spec = board_spec_from_args(args)
+        if args.model is not None:
+            from .defaults import board_model_from_args
+            _, folding, spec = board_model_from_args(args, board.name, board.dsps)
+            layers = ", ".join(f"{layer.name} {layer.pe}x{layer.simd}"
+                               for layer in folding.layers if not layer.fixed)
+            print(f"{board.name}: {args.model}: folding {layers} ({folding.multipliers} "
+                  f"multipliers), {folding.cycles_per_frame} cycles per inference",
+                  flush=True)
+        else:
+            spec = board_spec_from_args(args)
         print(f"{board.name}: building {spec!r} at {args.baud} baud", flush=True)
         result = build_board(board, spec, baud=args.baud, timeout=args.timeout,
                              fifo_depth=args.fifo_depth, build_dir=args.build_dir,

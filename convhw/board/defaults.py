@@ -9,16 +9,20 @@ size from its image). ``--weights`` alone gives a layer with those constant weig
 """
 
 from ..errors import CliError
+from ..model_options import add_folding_arguments, folding_from_args, load_network
 from ..spec_options import add_spec_arguments, runtime_kernel, spec_from_args
 
-__all__ = ["BOARD_BAUDS", "DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE", "DEFAULT_RUNTIME_KERNEL",
-           "add_board_spec_arguments", "board_spec_from_args", "board_kernel"]
+__all__ = ["BOARD_BAUDS", "BOARD_DSPS", "DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE",
+           "DEFAULT_RUNTIME_KERNEL", "add_board_spec_arguments", "board_spec_from_args",
+           "board_kernel", "add_board_model_arguments", "board_model_from_args"]
 
 DEFAULT_FRAME = (128, 128)              # (width, height) of a build without --width/--height
 DEFAULT_KERNEL_SIZE = "3x3"
 DEFAULT_RUNTIME_KERNEL = "sobel-x"      # what the host loads into a runtime board by default
 #: Default line rate per board: what its USB-serial chip makes exactly, >= 4 clocks per bit.
 BOARD_BAUDS = {"icebreaker": 2_000_000, "ulx3s": 3_000_000}
+#: DSP blocks per board: the multiplier budget of a network built for it (``--model``).
+BOARD_DSPS = {"icebreaker": 8, "ulx3s": 156}
 
 
 def add_board_spec_arguments(parser):
@@ -61,3 +65,41 @@ def board_kernel(args, spec):
     if spec.runtime_coeffs and getattr(args, "kernel", None) is None:
         args.kernel = DEFAULT_RUNTIME_KERNEL
     return runtime_kernel(args, spec)
+
+
+#: Spec options a model replaces, with their defaults (``--padding`` defaults to ``same`` here).
+_SPEC_OPTIONS = (
+    ("width", None), ("height", None), ("dims", None), ("length", None), ("kernel", None),
+    ("runtime_coeffs", False), ("kernel_size", None), ("stride", "1"), ("padding", "same"),
+    ("dilation", "1"), ("border", "constant"), ("border_value", 0), ("in_bits", 8),
+    ("signed", False), ("coeff_bits", None), ("flip", False), ("shift", None),
+    ("out_bits", None), ("max_dsps", None), ("weights", None), ("groups", 1), ("bias", None),
+    ("relu", False), ("in_channels", None), ("out_channels", None), ("pe", None),
+    ("simd", None),
+)
+
+
+def add_board_model_arguments(parser):
+    """``--model M.onnx`` (a network instead of the spec options) and its folding options."""
+    parser.add_argument("--model", metavar="M.onnx",
+                        help="a quantized ONNX model: the whole network behind the UART, one "
+                             "frame per inference (instead of the spec options)")
+    return add_folding_arguments(parser)
+
+
+def board_model_from_args(args, board, dsps=None):
+    """``(network, folding, chain)`` for ``--model`` on ``board`` (its name), folded within
+    ``dsps`` multipliers (default: :data:`BOARD_DSPS`) unless ``--max-multipliers``."""
+    for name, default in _SPEC_OPTIONS:
+        if getattr(args, name, default) != default:
+            raise CliError(f"--{name.replace('_', '-')}: not with --model (the model gives "
+                           f"every layer)")
+    network = load_network(args.model)
+    dsps = BOARD_DSPS.get(board) if dsps is None else dsps
+    folding = folding_from_args(args, network, default_budget=dsps,
+                                default_source=f"the DSP blocks of the {board}")
+    try:
+        chain = network.chain(folding.foldings)
+    except (TypeError, ValueError) as error:
+        raise CliError(f"--model: {error}") from None
+    return network, folding, chain

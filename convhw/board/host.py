@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import protocol
+from ..chain import ChainSpec
 from ..spec import ConvSpec
 from .accelerator import DEFAULT_TIMEOUT
 from .protocol import Status
@@ -56,15 +57,16 @@ class BoardClient:
     transport
         Has ``write``, ``read`` and a settable ``timeout`` in seconds; ``sleep``, ``now`` and
         ``reset_input_buffer`` are used when present (simulated time).
-    spec : ConvSpec
-        The spec the board was built with (same options as the build).
+    spec : ConvSpec or ChainSpec
+        The spec the board was built with (same options as the build), or the chain of the
+        network it was built for (any folding: the folding changes nothing on the line).
     timeout : float
         The board's silence timeout, used to resynchronize until a reply states the real one.
     """
 
     def __init__(self, transport, spec, *, timeout=DEFAULT_TIMEOUT):
-        if not isinstance(spec, ConvSpec):
-            raise TypeError(f"'spec' must be a ConvSpec, not {spec!r}")
+        if not isinstance(spec, (ConvSpec, ChainSpec)):
+            raise TypeError(f"'spec' must be a ConvSpec or a ChainSpec, not {spec!r}")
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"'timeout' must be a positive number of seconds, not {timeout!r}")
         self._port = transport

@@ -107,12 +107,31 @@ def crc16(data, crc=0xFFFF):
     return binascii.crc_hqx(bytes(data), crc)
 
 
+def _is_chain(spec):
+    return hasattr(spec, "specs")
+
+
 def spec_id(spec):
     """A 32-bit fingerprint of everything in ``spec`` that changes the bytes on the line.
 
     Hardware-only choices (``max_dsps``) and derived numbers (latency) are left out, so
-    rebuilding a board with another convhw version keeps the same id.
+    rebuilding a board with another convhw version keeps the same id. A chain's id covers
+    every layer but not its folding (``pe``, ``simd``), which changes no byte on the line: a
+    host needs the model, not the folding the board was built with.
     """
+    if _is_chain(spec):
+        layers = []
+        for layer in spec.specs:
+            fields = _line_fields(layer)
+            for name in ("pe", "simd"):
+                fields.pop(name, None)
+            fields["operation"] = getattr(layer, "operation", "conv")
+            layers.append(fields)
+        return zlib.crc32(json.dumps({"chain": layers}, sort_keys=True).encode())
+    return zlib.crc32(json.dumps(_line_fields(spec), sort_keys=True).encode())
+
+
+def _line_fields(spec):
     fields = {
         "width": spec.width, "height": spec.height,
         "kernel": None if spec.kernel is None else [list(r) for r in spec.kernel],
@@ -132,7 +151,7 @@ def spec_id(spec):
             "clamp": None if spec.clamp is None else str(spec.clamp),
             "border": spec.border, "border_value": spec.border_value,
         })
-    return zlib.crc32(json.dumps(fields, sort_keys=True).encode())
+    return fields
 
 
 def value_bytes(bits):
@@ -211,7 +230,9 @@ def coefficient_count(spec):
     """Runtime coefficients in the header: one per coefficient-port address."""
     if not spec.runtime_coeffs:
         return 0
-    return spec.coefficient_addresses if getattr(spec, "is_layer", False) else spec.taps
+    if getattr(spec, "is_layer", False) or getattr(spec, "separable", False):
+        return spec.coefficient_addresses
+    return spec.taps
 
 
 def coefficient_values(spec, kernel):
@@ -222,6 +243,9 @@ def coefficient_values(spec, kernel):
     them; addresses no weight maps to, in a folded layer, carry 0).
     """
     kernel = np.asarray(kernel)
+    if getattr(spec, "separable", False) and not getattr(spec, "is_layer", False):
+        from ..stimulus import separable_writes   # the two vectors whose product is kernel
+        return np.array([value for _, value in sorted(separable_writes(spec, kernel))])
     if not getattr(spec, "is_layer", False):
         if kernel.shape != spec.kernel_shape:
             raise ValueError(f"'kernel' shape {kernel.shape} does not match the spec's "
@@ -323,8 +347,19 @@ def pixels_needed(spec):
 
     Result ``(oy, ox)`` is computed at stream position ``q`` (:meth:`ConvSpec.output_position`),
     after every pixel whose position is at most ``q``; pixel ``(y, x)`` is at position
-    ``y * stream_width + x``.
+    ``y * stream_width + x``. In a chain, a layer's inputs are the previous layer's results:
+    the chain's result ``k`` needs the first layer's pixels that its last layer's
+    ``pixels_needed[k]`` inputs needed, and so on.
     """
+    if _is_chain(spec):
+        needed = _layer_pixels_needed(spec.specs[-1])
+        for layer in reversed(spec.specs[:-1]):
+            needed = _layer_pixels_needed(layer)[needed - 1]
+        return needed
+    return _layer_pixels_needed(spec)
+
+
+def _layer_pixels_needed(spec):
     out_h, out_w = spec.out_shape
     oy, ox = np.meshgrid(np.arange(out_h, dtype=np.int64), np.arange(out_w, dtype=np.int64),
                          indexing="ij")

@@ -40,7 +40,8 @@ def add_parser(subparsers):
 def _layer_memory(layer, spec):
     """``(weight bits, line-buffer bits)`` of a layer."""
     if spec is not None:
-        return spec.weight_bits, spec.line_buffer_bits
+        pool = getattr(spec, "operation", "conv") != "conv"
+        return 0 if pool else spec.weight_bits, spec.line_buffer_bits
     from ..bits import signed_bits
 
     channels, _, width = layer.in_shape
@@ -128,9 +129,19 @@ def run(args):
     facts = spec.to_dict()
     facts["taps"] = spec.taps
     layer = getattr(spec, "is_layer", False)
+    if hasattr(spec, "form"):
+        # The form built, and its multiplications (runtime products, or constant coefficients
+        # other than 0, each a shift-add).
+        facts["form"] = spec.form
+        facts["multipliers"] = spec.multipliers_built
+        if spec.separable_factors is not None:
+            step = -1 if spec.flip else 1
+            facts["separable_vectors"] = [[list(u[::step]), list(v[::step])]
+                                          for u, v in spec.separable_factors]
     if not getattr(spec, "folded", False):
         channels = range(getattr(spec, "out_channels", 1))
-        facts["adder_tree_terms"] = (sum(len(spec.channel_terms(co)) for co in channels)
+        facts["adder_tree_terms"] = (spec.adder_terms if hasattr(spec, "adder_terms") else
+                                     sum(len(spec.channel_terms(co)) for co in channels)
                                      if layer else len(spec.terms))
     lanes = getattr(spec, "pixels_per_clock", 1)
     facts["pixels_per_clock"] = lanes

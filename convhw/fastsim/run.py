@@ -104,6 +104,9 @@ def simulate(dut, frames, *, coefficients=None, in_stall=0.0, out_stall=0.0, see
 
     Raises :class:`~convhw.fastsim.EngineMissing` when Verilator or a C++ compiler is missing.
     """
+    if not hasattr(dut, "i"):   # a spec: its core
+        from ..export import core_of
+        dut = core_of(dut)
     spec = dut.spec
     if vcd is not None and not isinstance(vcd, (str, os.PathLike)):
         raise TypeError(f"'vcd' must be a file path for the fast backend, not {vcd!r}")

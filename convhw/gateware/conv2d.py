@@ -8,7 +8,9 @@ Interface
 
 Datapath
     scheduler -> line buffer (block RAM, KH-1 rows packed) -> window registers -> masked taps /
-    products -> pipelined adder tree -> round and saturate -> output FIFO.
+    products -> pipelined adder tree -> round and saturate -> output FIFO. The separable form
+    (``spec.separable``, :mod:`convhw.gateware.separable`) sums each column entering the window
+    in a vertical pass, and the window's vertical sums in a horizontal one.
 
 Timing
     Every position of ``spec`` takes one clock when nothing stalls: input pixels at one per
@@ -54,8 +56,9 @@ from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
 from .products import TermBuilder
-from .requantize import requantize, shares_output_stage
+from .requantize import requantize, serial_requantize, shares_output_stage
 from .schedule import Scheduler
+from .separable import separable_datapath
 from .window import LaneWindow, Window
 
 __all__ = ["Conv2d"]
@@ -159,6 +162,12 @@ class Conv2d(StreamingCore):
             else:
                 column = [Mux(s1_in_columns, stored[i * spec.dilation[0]], 0)
                           for i in range(kh)]
+        if spec.separable:
+            results, done = separable_datapath(m, self, sched=sched, p0=p0, s1=s1,
+                                               s1_valid=s1_valid, column=column,
+                                               pixel_shape=pixel_shape)
+            self.write_result(m, output, done, results)
+            return m
         cols = sched.col_border
         if lanes > 1:
             return self._lanes_datapath(m, output, sched, column, s1, s1_valid, pixel_shape)
@@ -366,11 +375,16 @@ class Conv2d(StreamingCore):
         self._engine = None
         # Each lane finishes its channels' outputs itself when they share scale and shift (one
         # output stage per lane, not per channel); else the collector keeps accumulators.
-        lanes_share = all(
+        # A serial output stage serves any channels (spec.serial_output_stage).
+        serial = spec.serial_output_stage is not None
+        lanes_share = serial or all(
             shares_output_stage(spec, range(k, spec.out_channels, spec.pe))
             for k in range(spec.pe))
 
-        def finish(lane, total, channels, select):
+        def finish(lane, total, channels, select, start):
+            if serial:
+                return serial_requantize(m, total, spec, channels, select=select, start=start,
+                                         name=f"_lane{lane}")
             return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
 
         self._engine = engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,

@@ -58,9 +58,10 @@ class FoldedDatapath:
     coef : interface, optional
         Runtime weights: the core's coefficient port (``we``, ``addr``, ``data``).
     finish : callable, optional
-        ``finish(lane, total, channels, select)`` registers a lane's output stage for its
-        accumulator ``total`` (a :class:`Term`), which belongs to ``channels[select]``, and
-        returns the result, ``finish_stages`` cycles later. The collector then keeps results,
+        ``finish(lane, total, channels, select, start)`` registers a lane's output stage for
+        its accumulator ``total`` (a :class:`Term`), which belongs to ``channels[select]`` and
+        is complete in the cycle ``start`` is high, and returns the result, ``finish_stages``
+        cycles later. The collector then keeps results,
         not accumulators.
 
     Attributes
@@ -150,10 +151,12 @@ class FoldedDatapath:
         # output stage (when given) follows, then the collector keeps it.
         complete_group = delay(m, group, tree_delay + 1, "group_of_total")
         if finish is not None:
+            complete = delay(m, active & last_chunk, tree_delay + 1, "total_complete")
             results = []
             for k, acc in enumerate(lanes):
                 channels = [p * pe + k for p in range(folds_p) if p * pe + k < spec.out_channels]
-                results.append(finish(k, Term(acc, acc_lo, acc_hi), channels, complete_group))
+                results.append(finish(k, Term(acc, acc_lo, acc_hi), channels, complete_group,
+                                      complete))
             shape = results[0].shape()
         else:
             results, shape = lanes, signed(signed_bits(acc_lo, acc_hi))

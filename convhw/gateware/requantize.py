@@ -20,7 +20,7 @@ from amaranth import *
 
 from ..spec import signed_bits
 
-__all__ = ["requantize", "shares_output_stage"]
+__all__ = ["requantize", "serial_requantize", "shares_output_stage"]
 
 
 def _stage(spec):
@@ -65,6 +65,19 @@ def requantize(m, root, spec, channel=0, *, select=None, name=None):
         offset = half
     else:
         x, offset = acc, constant([b + half for b in biases])
+    return _round_and_saturate(m, stage, channels, x, shift, offset, biases, select, name)
+
+
+def _round_and_saturate(m, stage, channels, x, shift, offset, biases, select, name):
+    """The rounding stage of ``x`` (the scaled value, or the accumulator without a
+    pre-stage), then the saturation stage when needed; the result."""
+    rounding = stage.rounding
+    half = (1 << shift) >> 1
+
+    def constant(offsets):
+        if len(set(offsets)) == 1:
+            return offsets[0]
+        return Array(C(v, signed(signed_bits(min(offsets), max(offsets)))) for v in offsets)[select]
     rlo = min(stage.rounded_ranges[c][0] for c in channels)
     rhi = max(stage.rounded_ranges[c][1] for c in channels)
     rounded = Signal(signed(max(stage.out_bits, signed_bits(rlo, rhi))), name=f"rounded{name}")
@@ -94,3 +107,92 @@ def requantize(m, root, spec, channel=0, *, select=None, name=None):
     result = Signal(signed(stage.out_bits), name=f"saturated{name}")
     m.d.sync += result.eq(Mux(under, out_lo, Mux(over, out_hi, rounded)))
     return result
+
+
+def serial_requantize(m, total, spec, channels, *, select, start, name=""):
+    """A folded lane's output stage that scales serially (``spec.serial_output_stage``).
+
+    ``total`` (a :class:`Term`) holds the lane's accumulator for ``channels[select]`` in the
+    cycle ``start`` is high; the result is valid ``spec.back_stages`` cycles later. Cycle by
+    cycle: ``a = total + bias`` is registered; then the multiples ``0 .. 2**r - 1`` of ``a``
+    (shift-adds); then ``digits`` cycles each add the multiple that the next ``r`` bits of the
+    channel's aligned scale pick, most significant first, to the partial product shifted by
+    ``r``; then rounding and saturation as :func:`requantize`. The next ``start`` comes no
+    sooner than ``spec.simd_folds >= digits + 1`` cycles later, when the multiples are no
+    longer needed.
+    """
+    stage = _stage(spec)
+    radix_bits, digits = spec.serial_output_stage
+    aligned, shift = spec.serial_scales
+    scales = [aligned[c] for c in channels]
+    biases = [stage.bias[c] for c in channels]
+    acc_lo, acc_hi = total.total_range()
+    value = total.value << total.shift
+    acc = -value if total.negative else value
+
+    a_lo, a_hi = acc_lo + min(biases), acc_hi + max(biases)
+    a = Signal(signed(signed_bits(a_lo, a_hi)), name=f"serial_a{name}")
+    bias = biases[0] if len(set(biases)) == 1 else \
+        Array(C(b, signed(signed_bits(min(biases), max(biases)))) for b in biases)[select]
+    with m.If(start):
+        m.d.sync += a.eq(acc + bias)
+
+    # The scale, aligned to whole digits, loaded the cycle after start (with its channel).
+    width = radix_bits * digits
+    scale_reg = Signal(width, name=f"serial_scale{name}")
+    channel = Signal.like(select, name=f"serial_channel{name}") if len(scales) > 1 else None
+    loading = Signal(name=f"serial_load{name}")
+    m.d.sync += loading.eq(start)
+    if channel is not None:
+        with m.If(start):
+            m.d.sync += channel.eq(select)
+        chosen = Array(C(v, width) for v in scales)[channel]
+    else:
+        chosen = C(scales[0], width)
+    with m.If(loading):
+        m.d.sync += scale_reg.eq(chosen)
+    with m.Else():
+        m.d.sync += scale_reg.eq(scale_reg << radix_bits)
+
+    # Multiples of ``a`` (registered): shifts, and at most two adders in a row.
+    count = 1 << radix_bits
+    top = max(abs(a_lo), abs(a_hi)) * (count - 1)
+    multiple_shape = signed(signed_bits(-top, top))
+    multiples = [C(0, 1)]
+    for k in range(1, count):
+        reg = Signal(multiple_shape, name=f"serial_m{k}{name}")
+        m.d.sync += reg.eq(_multiple(a, k, radix_bits)[0])
+        multiples.append(reg)
+
+    # Digits: the partial product, restarted the cycle after the scale was loaded.
+    first = Signal(name=f"serial_first{name}")
+    m.d.sync += first.eq(loading)
+    products = [(a_lo * v, a_hi * v) for v in scales]
+    x_lo = min(min(p) for p in products)
+    x_hi = max(max(p) for p in products)
+    x = Signal(signed(signed_bits(min(x_lo, -top), max(x_hi, top))), name=f"serial_x{name}")
+    digit = scale_reg[width - radix_bits:]
+    term = Array(multiples)[digit]
+    m.d.sync += x.eq(Mux(first, 0, x << radix_bits) + term)
+    half = (1 << shift) >> 1
+    return _round_and_saturate(m, stage, channels, x, shift, half, biases, select, name)
+
+
+def _multiple(a, k, radix_bits):
+    """``(k * a, adders in a row)`` from shifts and the fewest adders in a row."""
+    if k & (k - 1) == 0:
+        return a << (k.bit_length() - 1), 0
+    if k % 2 == 0:
+        twos = (k & -k).bit_length() - 1
+        value, depth = _multiple(a, k >> twos, radix_bits)
+        return value << twos, depth
+    best = None
+    for j in range(radix_bits + 1):
+        power = 1 << j
+        if power == k or abs(k - power) >= k:
+            continue
+        rest, depth = _multiple(a, abs(k - power), radix_bits)
+        value = (a << j) + rest if power < k else (a << j) - rest
+        if best is None or depth + 1 < best[1]:
+            best = (value, depth + 1)
+    return best

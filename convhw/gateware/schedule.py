@@ -79,6 +79,10 @@ class Scheduler(wiring.Component):
     col_select : Out(col_border.width)
         Border modes only: for each kernel column, which of the window chain's columns it reads
         for the output this position completes.
+    stream_row_mask : Out(KH)
+        Separable form with a ``constant`` border only: kernel rows inside the frame for the
+        column this position pushes into the window (of its stream row, where ``row_mask`` is
+        the completed output's).
     next_column : Out
         ``column`` of the following position.
     next_needs_input, next_at_start : Out(1)
@@ -98,6 +102,9 @@ class Scheduler(wiring.Component):
         # Lanes whose output can lie past the output row (a partial last beat).
         self.lane_outputs = [-(-(spec.out_shape[1] - k) // lanes) for k in range(lanes)]
         partial = {"lane_mask": Out(lanes)} if lanes > 1 and spec.out_shape[1] % lanes else {}
+        self._stream_rows = getattr(spec, "separable", False) and not spec.border_sources
+        if self._stream_rows:
+            selects["stream_row_mask"] = Out(kh)
         super().__init__({
             "advance": In(1), "truncate": In(1), "moves": In(1),
             "needs_input": Out(1), "at_start": Out(1), "in_columns": Out(1),
@@ -203,6 +210,10 @@ class Scheduler(wiring.Component):
         if "lane_mask" in self.signature.members:
             for k in range(lanes):
                 intervals[f"lane_{k}"] = ("ex", 0, self.lane_outputs[k])
+        if self._stream_rows:
+            for i in range(kh):
+                lo = spec.span[0] - 1 - i * dy
+                intervals[f"stream_row_{i}"] = ("vy", lo, spec.height + lo)
         if self.row_border is not None:
             # Border flags: the stream row of output row oy; output column ox (its beat).
             for oy in self.row_border.outputs:
@@ -266,6 +277,8 @@ class Scheduler(wiring.Component):
             col_mask=col_mask,
             **partial,
             **self._border_selects(flags),
+            **({"stream_row_mask": [flags[f"stream_row_{i}"] for i in range(kh)]}
+               if self._stream_rows else {}),
         )
 
     def _border_selects(self, flags):
