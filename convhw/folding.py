@@ -150,8 +150,10 @@ def candidates(spec, *, pe=None, simd=None):
 
 
 def _foldable(item):
-    """A conv or dense layer's spec (a max-pool core's spec does not fold)."""
-    return isinstance(item, ConvSpec) and getattr(item, "operation", "conv") == "conv"
+    """A conv or dense layer's spec (a max-pool core's spec does not fold, nor one with a
+    scale per window: ``window_scales``)."""
+    return (isinstance(item, ConvSpec) and getattr(item, "operation", "conv") == "conv"
+            and getattr(item, "window_scales", None) is None)
 
 
 def _serial_or_unscaled(spec):

@@ -273,6 +273,17 @@ def _run_layer(spec, image, weights):
                      dilation=spec.dilation, flip=spec.flip, border=spec.border,
                      border_value=spec.border_value)
     stage = spec.output_stage
+    windows = getattr(spec, "window_scales", None)
+    if windows is not None:
+        rows, cols = spec.window_counts()
+        cells = np.outer(rows, cols)
+        out = np.zeros(acc.shape, dtype=object if acc.dtype == object else np.int64)
+        for count, (scale, shift) in windows.items():
+            where = np.broadcast_to(cells == count, acc.shape)
+            value = requantize(acc, scale=scale, shift=shift, rounding=stage.rounding,
+                               out_bits=spec.out_bits, clamp=stage.clamp)
+            out[where] = np.asarray(value)[where]
+        return out if spec.is_layer else out[0]
     out = requantize(acc, bias=stage.bias if any(stage.bias) else None, relu=stage.relu,
                      scale=stage.scale if any(s != 1 for s in stage.scale) else None,
                      shift=stage.shift, rounding=stage.rounding, out_bits=spec.out_bits,

@@ -154,6 +154,12 @@ class ConvSpec:
         are built from logic. ``None`` puts no limit.
     pe, simd : int, optional
         Folding: output channels in parallel, and products per output channel per cycle.
+    window_scales : dict, optional
+        ``{cells: (scale, shift)}``: requantize the output of a window holding ``cells``
+        pixels inside the frame (the others are padding) by ``scale * 2**-shift`` (rounding as
+        ``rounding`` says), instead of ``scale``/``shift``: an average pool that divides by the
+        in-frame cells. Every window size that occurs must be given. Unfolded constant layers
+        only; no ``bias`` or ``relu``.
     operation : "conv" or "max-pool"
         ``"max-pool"``: the maximum of each ``kernel_shape`` window of each of ``in_channels``
         channels (padding cells never win), then ``relu``/``out_bits``/``clamp`` saturation;
@@ -178,7 +184,8 @@ class ConvSpec:
                  stride=1, padding=0, dilation=1, in_bits=8, in_signed=False, coeff_bits=None,
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
-                 border_value=0, operation="conv", pixels_per_clock=1, separable=None):
+                 border_value=0, operation="conv", pixels_per_clock=1, separable=None,
+                 window_scales=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -187,7 +194,7 @@ class ConvSpec:
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
                           pe=pe, simd=simd, border=border, border_value=border_value,
                           operation=operation, pixels_per_clock=pixels_per_clock,
-                          separable=separable)
+                          separable=separable, window_scales=window_scales)
         if operation not in OPERATIONS:
             raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
                              f"not {operation!r}")
@@ -264,12 +271,74 @@ class ConvSpec:
                              f"than {self.vertical_stages} positions (the vertical pass's "
                              f"cycles), not {self.positions_per_frame}")
         self._acc_ranges = self._accumulator_ranges()
+        self._window_scales = None
+        if window_scales is not None:
+            scale, shift = self._resolve_window_scales(window_scales, scale, shift, bias, relu)
         self._requantize = (shift is not None or out_bits is not None or scale is not None
                             or clamp is not None)
         self._stage = OutputStage(self._acc_ranges, bias=bias, relu=relu, scale=scale,
                                   shift=shift, rounding=rounding, out_bits=out_bits, clamp=clamp)
 
     # --- construction ---------------------------------------------------------------------------
+
+    def window_counts(self):
+        """``(rows, cols)``: per output row the kernel rows inside the frame, per output column
+        the kernel columns inside it (a window holds ``rows[oy] * cols[ox]`` pixels)."""
+        counts = []
+        for size, (lo, _), k, s, d, outputs in zip(
+                self.frame_shape, self._padding, self._kernel_shape, self._stride,
+                self._dilation, self.out_shape):
+            counts.append(tuple(sum(1 for i in range(k) if 0 <= o * s - lo + i * d < size)
+                                for o in range(outputs)))
+        return tuple(counts)
+
+    def _resolve_window_scales(self, window_scales, scale, shift, bias, relu):
+        """Validate ``window_scales``; the ``(scale, shift)`` that size the output stage: the
+        scales aligned to the largest shift, the largest of them."""
+        for name, value in (("scale", scale), ("shift", shift), ("bias", bias)):
+            if value is not None:
+                raise ValueError(f"'{name}' does not go with 'window_scales' (which give the "
+                                 f"scale and shift of each window), not {value!r}")
+        if relu:
+            raise ValueError("'relu' does not go with 'window_scales'")
+        if self._weights is None or self.folded or self._ppc > 1 or self._operation != "conv" \
+                or self._border != "constant" or self._border_value or self.separable:
+            raise ValueError("'window_scales' needs compile-time weights, an unfolded layer, 1 "
+                             "pixel per clock and a zero 'constant' border")
+        if not isinstance(window_scales, dict) or not window_scales:
+            raise TypeError(f"'window_scales' must be a dict {{cells: (scale, shift)}}, not "
+                            f"{window_scales!r}")
+        resolved = {}
+        for cells, pair_ in window_scales.items():
+            cells = validate_int("window_scales", cells)
+            try:
+                value, rshift = pair_
+            except (TypeError, ValueError):
+                raise TypeError(f"'window_scales'[{cells}] must be (scale, shift), not "
+                                f"{pair_!r}") from None
+            resolved[cells] = (validate_int("window_scales", value),
+                               validate_int("window_scales", rshift, minimum=0, maximum=64))
+        rows, cols = self.window_counts()
+        needed = sorted({r * c for r in rows for c in cols})
+        missing = [n for n in needed if n not in resolved]
+        if missing:
+            raise ValueError(f"'window_scales' must give windows of {', '.join(map(str, needed))} "
+                             f"cells; missing {', '.join(map(str, missing))}")
+        self._window_scales = {n: resolved[n] for n in needed}
+        self._window_common_shift = max(rshift for _, rshift in self._window_scales.values())
+        return max(self.aligned_window_scales.values()), self._window_common_shift
+
+    @property
+    def window_scales(self):
+        """``{cells: (scale, shift)}``: the output at a window of ``cells`` pixels inside the
+        frame is ``round(acc * scale * 2**-shift)``; ``None`` for one scale everywhere."""
+        return None if self._window_scales is None else dict(self._window_scales)
+
+    @property
+    def aligned_window_scales(self):
+        """``{cells: scale << (common - shift)}``: the window scales over the largest shift."""
+        common = self._window_common_shift
+        return {n: v << (common - rshift) for n, (v, rshift) in self._window_scales.items()}
 
     @staticmethod
     def _pool_weights(kernel, weights, kernel_shape, in_channels, out_channels, bias, scale,
@@ -439,9 +508,6 @@ class ConvSpec:
             if not separable:
                 return None   # runtime coefficients: only when asked for
             factors = "runtime"
-            if self._border == "constant" and self._border_value:
-                reason = (f"runtime coefficients take a 'constant' border of 0, not "
-                          f"'border_value' {self._border_value}")
         else:
             kernels = [self.hw_weights(co) for co in range(self._out_channels)]
             factors = tuple(best_factors(k) for k in kernels)
@@ -833,7 +899,7 @@ class ConvSpec:
     def multipliers_built(self):
         """Multiplications built: runtime products, or constant coefficients other than 0 (each
         a shift-add); ``pe * simd`` when folded."""
-        if self.folded or self._weights is None:
+        if self.folded or self._weights is None or self._operation != "conv":
             return self.multipliers
         if self.separable:
             return sum(sum(1 for c in u + v if c) for u, v in self._separable)
@@ -994,10 +1060,13 @@ class ConvSpec:
     @property
     def back_stages(self):
         """Output stage: scaling (when needed), rounding, and saturation when it can happen
-        (a serial output stage adds its operand stage and its digits)."""
+        (a serial output stage adds its operand and selection stages and its digits; window
+        scales take a scaling, a rounding and a saturation stage)."""
+        if self._window_scales is not None:
+            return 3
         serial = self.serial_output_stage
         if serial is not None:
-            return self._stage.stages + 1 + serial[1]
+            return self._stage.stages + 2 + serial[1]
         return self._stage.stages
 
     #: Scale bits a serial output stage may take per cycle.
@@ -1126,7 +1195,8 @@ class ConvSpec:
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
                 self._stage._key(), self._border, self._border_value, self._operation,
-                self._ppc, self.separable)
+                self._ppc, self.separable, None if self._window_scales is None
+                else tuple(sorted(self._window_scales.items())))
 
     def to_dict(self):
         """Plain values describing the spec and its derived numbers (for headers and JSON)."""
@@ -1145,6 +1215,8 @@ class ConvSpec:
         }
         if self._operation != "conv":
             facts["operation"] = self._operation
+        if self._window_scales is not None:
+            facts["window_scales"] = {str(n): list(v) for n, v in self._window_scales.items()}
         if self._border != "constant" or self._border_value:   # (default: headers unchanged)
             facts.update(border=self._border, border_value=self._border_value)
         if self._ppc > 1:   # (default: headers unchanged)

@@ -93,6 +93,9 @@ KINDS = {
     "conv2d 3x3 reflect-101 dilated": Kind(ConvSpec(
         width=6, height=5, kernel=[[1, 0, -1], [2, 0, -2], [1, 0, -1]], padding=(1, 2),
         dilation=(1, 2), border="reflect-101"), Conv2d),
+    "conv2d runtime separable 3x5 border value": Kind(ConvSpec(
+        width=7, height=5, kernel_shape=(3, 5), padding="same", separable=True, border_value=9,
+        max_dsps=3), Conv2d),
     "layer 3->5 3x3 folded pe3 simd4 bias relu": Kind(ConvSpec(
         width=5, height=4, weights=np.arange(135).reshape(5, 3, 3, 3) % 23 - 11, padding="same",
         bias=[5, -3, 100, 0, 7], relu=True, shift=5, out_bits=8, pe=3, simd=4), Conv2d),
@@ -247,6 +250,10 @@ CASES = [early_first, first_on_consecutive_pixels, no_first_at_all, first_missin
 
 def random_kernel(rng, spec):
     lo, hi = -(1 << (spec.coeff_bits - 1)), (1 << (spec.coeff_bits - 1)) - 1
+    if getattr(spec, "separable", False):   # the product of two vectors it loads
+        kh, kw = spec.kernel_shape
+        return np.outer(rng.integers(lo, hi, kh, endpoint=True),
+                        rng.integers(lo, hi, kw, endpoint=True))
     return rng.integers(lo, hi, size=coefficient_shape(spec), endpoint=True)
 
 

@@ -149,3 +149,62 @@ def test_unequal_padding_filter_matches_symmetric():
 def test_unequal_padding_refusals(padding, error, message):
     with pytest.raises(error, match=message):
         ConvSpec(width=5, height=5, kernel=np.ones((3, 3), int), padding=padding)
+
+
+# --- a divisor per window (AveragePool with count_include_pad=0 and padding) -------------------
+
+def _windows_spec(**changes):
+    args = dict(width=7, height=5, weights=np.ones((2, 1, 3, 3), int), groups=2, padding=1,
+                stride=(1, 2), in_signed=True, rounding="half-even", out_bits=8,
+                clamp=(-100, 90), separable=False,
+                window_scales={4: (1, 2), 6: (43691, 18), 9: (7282, 16)})
+    args.update(changes)
+    return ConvSpec(**args)
+
+
+def test_window_scales_golden():
+    spec = _windows_spec()
+    assert spec.window_counts() == ((2, 3, 3, 3, 2), (2, 3, 3, 2))
+    frame = np.random.default_rng(3).integers(-128, 128, size=spec.input_shape)
+    padded = np.pad(frame, ((0, 0), (1, 1), (1, 1)))
+    inside = np.pad(np.ones(frame.shape[1:], int), 1)
+    out = run_spec(spec, frame)
+    for c, oy, ox in itertools.product(range(2), range(5), range(4)):
+        window = padded[c, oy:oy + 3, 2 * ox:2 * ox + 3]
+        cells = int(inside[oy:oy + 3, 2 * ox:2 * ox + 3].sum())
+        scale, shift = spec.window_scales[cells]
+        value = int(window.sum()) * scale / 2**shift
+        floor = int(np.floor(value))
+        rounded = floor + (value - floor > 0.5 or (value - floor == 0.5 and floor % 2))
+        assert out[c, oy, ox] == min(max(rounded, -100), 90)
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    dict(weights=np.random.default_rng(4).integers(-5, 6, size=(3, 2, 2, 3)), groups=1,
+         padding=((1, 0), (2, 1)), stride=1, window_scales={n: (2 * n + 1, 5) for n in range(1, 7)},
+         rounding="half-up"),
+])
+def test_window_scales_core(changes):
+    spec = _windows_spec(**changes)
+    assert spec.back_stages == 3
+    rng = np.random.default_rng(6)
+    frames = [rng.integers(-128, 128, size=spec.input_shape) for _ in range(2)]
+    result = simulate(Conv2d(spec), frames, in_stall=0.3, out_stall=0.3, seed=1)
+    assert result.errors == []
+    for got, frame in zip(result.frames, frames):
+        assert describe_mismatch(got, run_spec(spec, frame)) is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(window_scales={4: (1, 2), 9: (7282, 16)}),
+     r"^'window_scales' must give windows of 4, 6, 9 cells; missing 6$"),
+    (dict(shift=3), r"^'shift' does not go with 'window_scales' \(which give the scale and "
+                    r"shift of each window\), not 3$"),
+    (dict(relu=True), r"^'relu' does not go with 'window_scales'$"),
+    (dict(pe=1), r"^'window_scales' needs compile-time weights, an unfolded layer, 1 pixel per "
+                 r"clock and a zero 'constant' border$"),
+])
+def test_window_scales_refusals(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _windows_spec(**changes)

@@ -2,6 +2,7 @@
 runtime vectors, refusals, the command line, and the resources of both forms."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -179,6 +180,19 @@ def test_compiled_backend():
         np.testing.assert_array_equal(got, run_spec(spec, frame))
 
 
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog is not installed")
+@pytest.mark.parametrize("border", [dict(border="reflect"), dict(border_value=201)])
+def test_icarus_runtime_vectors(tmp_path, border):
+    """The generated Verilog of a runtime separable core, vectors changing between frames."""
+    from test_verilog_sim import check, random_frames
+    spec = ConvSpec(width=9, height=6, kernel_shape=(3, 5), padding="same", max_dsps=4,
+                    separable=True, **border)
+    rng = np.random.default_rng(11)
+    kernels = [np.outer(rng.integers(-128, 128, 3), rng.integers(-128, 128, 5))
+               for _ in range(2)]
+    check(tmp_path, spec, random_frames(spec, 2, 11), kernels, seed=11)
+
+
 # --- runtime vectors ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs", [
@@ -186,6 +200,7 @@ def test_compiled_backend():
     dict(kernel_shape=(5, 3), padding=(2, 1), max_dsps=3, border="reflect-101", flip=True),
     dict(kernel_shape=(3, 2), padding=(1, 1), max_dsps=0, in_signed=True, stride=(1, 2)),
     dict(kernel_shape=(3, 3), padding="same", in_channels=3, groups=3, max_dsps=4),
+    dict(kernel_shape=(3, 4), padding=(2, 3), border_value=-77, in_signed=True, max_dsps=5),
 ])
 def test_runtime_vectors(kwargs):
     spec = ConvSpec(width=7, height=6, separable=True, **kwargs)
@@ -205,6 +220,8 @@ def test_runtime_vectors(kwargs):
     assert result.errors == []
     for got, frame, kernel in zip(result.frames, frames, kernels):
         np.testing.assert_array_equal(got, run_spec(spec, frame, kernel))
+    assert simulate(Conv2d(spec), frames[:1], coefficients=kernels[:1]).cycles == \
+        spec.cycles_per_frame
 
 
 def test_runtime_products_fit_dsp_blocks():
@@ -254,9 +271,6 @@ def test_runtime_vectors_swap_at_start_of_frame(stall):
     (dict(weights=np.ones((2, 2, 3, 3), int), separable=True), ValueError,
      r"^'separable' True: it needs one kernel per channel \(single channel or depthwise\), not "
      r"2->2 channels with 'groups' 1"),
-    (dict(kernel_shape=(3, 3), border_value=5, separable=True), ValueError,
-     r"^'separable' True: runtime coefficients take a 'constant' border of 0, not "
-     r"'border_value' 5"),
     (dict(kernel=parse_kernel("gaussian3"), pixels_per_clock=2, separable=True), ValueError,
      r"^'separable' True: 'pixels_per_clock' 2 is built in the 2-D form"),
     (dict(kernel_shape=(3, 3), operation="max-pool", separable=True), ValueError,

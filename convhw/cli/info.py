@@ -133,11 +133,7 @@ def run(args):
         # The form built, and its multiplications (runtime products, or constant coefficients
         # other than 0, each a shift-add).
         facts["form"] = spec.form
-        facts["multipliers"] = spec.multipliers_built
-        if spec.separable_factors is not None:
-            step = -1 if spec.flip else 1
-            facts["separable_vectors"] = [[list(u[::step]), list(v[::step])]
-                                          for u, v in spec.separable_factors]
+        facts["multipliers"] = spec.multipliers_built   # (to_dict gives separable_vectors)
     if not getattr(spec, "folded", False):
         channels = range(getattr(spec, "out_channels", 1))
         facts["adder_tree_terms"] = (spec.adder_terms if hasattr(spec, "adder_terms") else

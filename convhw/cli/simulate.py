@@ -332,7 +332,7 @@ def run_model(args):
     report.update(
         model=args.model, inferences=count, cycles_per_inference=per_inference,
         bottleneck_cycles_per_inference=chain.cycles_per_frame,
-        bottleneck_layer=chain.names[chain.bottleneck], multipliers=chain.multipliers,
+        bottleneck_layer=chain.names[chain.bottleneck], multipliers=folding.multipliers,
         folding=folding.to_dict(),
         clock_mhz=clock, clock_source=clock_source,
         inferences_per_second=(round(clock * 1e6 / per_inference, 1)
@@ -345,9 +345,9 @@ def run_model(args):
           f"{tuple(network.output_shape)}, {len(chain)} layers, engine {report['engine']}, "
           f"stall {report['stall']}")
     print("folding: " + ", ".join(
-        f"{name} pe={spec.pe} simd={spec.simd}" for name, spec in zip(chain.names, chain.specs)
-        if spec.operation == "conv" and spec.multipliers)
-        + f" ({chain.multipliers} multipliers, budget {folding.max_multipliers})")
+        f"{layer.name} pe={layer.pe} simd={layer.simd}" for layer in folding.layers
+        if layer.folding is not None)
+        + f" ({folding.multipliers} multipliers, budget {folding.max_multipliers})")
     if cycles is not None:
         print(f"cycles: {cycles} ({per_inference:.1f} per inference back to back; no-stall "
               f"bottleneck {chain.cycles_per_frame} in {chain.names[chain.bottleneck]!r}), "

@@ -310,16 +310,66 @@ class Conv2d(StreamingCore):
 
         # Adder trees (the shallower ones delayed to the deepest), then the output stages.
         results = []
+        factor = self._window_scale(m, s2) if spec.window_scales is not None else None
         for co in range(spec.out_channels):
             terms = builder.terms(co)
             root = adder_tree(m, terms, name=f"tree_{co}" if spec.out_channels > 1 else "tree")
             lag = spec.tree_depth - tree_depth(len(terms))
             if lag:
                 root = replace(root, value=delay(m, root.value, lag, f"root_{co}"))
+            if factor is not None:
+                results.append(self._window_output(m, spec, root, factor, co))
+                continue
             results.append(requantize(m, root, spec, co))
         done = delay(m, s3, spec.product_stages + spec.tree_depth + spec.back_stages, "control")
         assert spec.pipeline_depth == 3 + spec.product_stages + spec.tree_depth + spec.back_stages
         return results, done
+
+    def _window_scale(self, m, s2):
+        """The aligned scale of the window at S2 (``spec.window_scales``: by its in-frame
+        cells, the kernel rows inside times the kernel columns inside), registered and delayed
+        to meet the adder trees' roots."""
+        spec = self._spec
+        kh, kw = spec.kernel_shape
+        scales = spec.aligned_window_scales
+        rows, cols = spec.window_counts()
+        width = max(scales.values()).bit_length()
+        chosen = Signal(width, name="window_scale")
+        with m.Switch(Cat(s2.row_mask, s2.col_mask)):
+            for r_mask in range(1 << kh):
+                for c_mask in range(1 << kw):
+                    cells = bin(r_mask).count("1") * bin(c_mask).count("1")
+                    if cells in scales:
+                        with m.Case(r_mask | (c_mask << kh)):
+                            m.d.sync += chosen.eq(scales[cells])
+        lag = spec.product_stages + spec.tree_depth
+        return delay(m, chosen, lag, "window_scale") if lag else chosen
+
+    @staticmethod
+    def _window_output(m, spec, root, factor, co):
+        """``clamp(round(root * factor >> shift))``: a scaling, a rounding and a saturation
+        stage (``spec.back_stages`` is 3)."""
+        value = root.value << root.shift
+        acc = -value if root.negative else value
+        lo, hi = root.total_range()
+        top = max(spec.aligned_window_scales.values())
+        shift = spec.output_stage.shift[co]
+        x = Signal(signed(signed_bits(min(lo * top, 0), max(hi * top, 0)) + 1),
+                   name=f"window_scaled_{co}")
+        m.d.sync += x.eq(acc * factor)
+        half = (1 << shift) >> 1
+        rounded = Signal(signed(len(x) + 1), name=f"window_rounded_{co}")
+        if not shift:
+            m.d.sync += rounded.eq(x)
+        elif spec.rounding == "half-even":
+            m.d.sync += rounded.eq((x + (half - 1) + (x >> shift)[0]) >> shift)
+        else:
+            m.d.sync += rounded.eq((x + half) >> shift)
+        out_lo, out_hi = spec.output_stage.out_ranges[co]
+        result = Signal(signed(spec.out_bits), name=f"window_out_{co}")
+        m.d.sync += result.eq(Mux(rounded < out_lo, out_lo,
+                                  Mux(rounded > out_hi, out_hi, rounded)))
+        return result
 
     def _max_datapath(self, m, s2, tap, inside):
         """A max pool: the taps (padding masked to the lowest pixel value, so it never wins)

@@ -115,9 +115,10 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     ``total`` (a :class:`Term`) holds the lane's accumulator for ``channels[select]`` in the
     cycle ``start`` is high; the result is valid ``spec.back_stages`` cycles later. Cycle by
     cycle: ``a = total + bias`` is registered; then the multiples ``0 .. 2**r - 1`` of ``a``
-    (shift-adds); then ``digits`` cycles each add the multiple that the next ``r`` bits of the
-    channel's aligned scale pick, most significant first, to the partial product shifted by
-    ``r``; then rounding and saturation as :func:`requantize`. The next ``start`` comes no
+    (shift-adds); then for ``digits`` cycles the next ``r`` bits of the channel's aligned scale,
+    most significant first, pick a multiple into a register, which is added to the partial
+    product shifted by ``r`` one cycle later (the selector and the adder in separate cycles);
+    then rounding and saturation as :func:`requantize`. The next ``start`` comes no
     sooner than ``spec.simd_folds >= digits + 1`` cycles later, when the multiples are no
     longer needed.
     """
@@ -164,16 +165,19 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
         m.d.sync += reg.eq(_multiple(a, k, radix_bits)[0])
         multiples.append(reg)
 
-    # Digits: the partial product, restarted the cycle after the scale was loaded.
+    # Digits: the multiple a digit picks is registered, then added to the partial product,
+    # which restarts two cycles after the scale was loaded.
+    picked = Signal(name=f"serial_picked{name}")
     first = Signal(name=f"serial_first{name}")
-    m.d.sync += first.eq(loading)
+    m.d.sync += [picked.eq(loading), first.eq(picked)]
     products = [(a_lo * v, a_hi * v) for v in scales]
     x_lo = min(min(p) for p in products)
     x_hi = max(max(p) for p in products)
     x = Signal(signed(signed_bits(min(x_lo, -top), max(x_hi, top))), name=f"serial_x{name}")
     digit = scale_reg[width - radix_bits:]
-    term = Array(multiples)[digit]
-    m.d.sync += x.eq(Mux(first, 0, x << radix_bits) + term)
+    term = Signal(multiple_shape, name=f"serial_term{name}")
+    m.d.sync += [term.eq(Array(multiples)[digit]),
+                 x.eq(Mux(first, 0, x << radix_bits) + term)]
     half = (1 << shift) >> 1
     return _round_and_saturate(m, stage, channels, x, shift, half, biases, select, name)
 

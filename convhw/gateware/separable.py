@@ -22,7 +22,8 @@ Runtime coefficients
     and ``co*(KH+KW) + KH + j`` holds ``v[j]``, as written (not flipped). Writes go to a shadow
     copy; at a start of frame the vertical coefficients become active as the frame's first
     position reaches the vertical pass, and the horizontal ones (kept in a pending copy taken
-    at the same time) when it reaches the horizontal pass.
+    at the same time) when it reaches the horizontal pass, with ``border_value * sum(u)``, what
+    a column in a ``constant`` border sums to.
 """
 
 from dataclasses import replace
@@ -32,7 +33,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..bits import signed_bits
-from ..terms import PARTIAL, PIXEL, PRODUCT, tree_depth
+from ..terms import PARTIAL, PIXEL, PRODUCT, csd_digits, tree_depth
 from .adder_tree import Term, adder_tree
 from .delay import delay
 from .layouts import coefficient_port_signature
@@ -93,16 +94,24 @@ class SeparableCoefficients(wiring.Component):
         That position reaches the horizontal pass next cycle: the copy becomes active.
     vertical, vertical_late, horizontal, horizontal_late : Out
         ``[co][0][row][col]`` in tap order; ``*_late`` one cycle later.
+    fill : Out, a ``constant`` border other than 0 only
+        ``[co]``: ``border_value * sum(u)``, what a column in the border sums to, active with
+        the horizontal coefficients.
     """
 
     def __init__(self, spec):
         self._spec = spec
-        super().__init__({
+        members = {
             "port": In(coefficient_port_signature(spec)),
             "swap": In(1), "swap_late": In(1),
             "vertical": Out(_layout(spec, 0)), "vertical_late": Out(_layout(spec, 0)),
             "horizontal": Out(_layout(spec, 1)), "horizontal_late": Out(_layout(spec, 1)),
-        })
+        }
+        if not spec.border_sources and spec.border_value:
+            lo, hi = spec.vertical_range(0)
+            members["fill"] = Out(data.ArrayLayout(signed(signed_bits(lo, hi)),
+                                                   spec.out_channels))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -110,6 +119,7 @@ class SeparableCoefficients(wiring.Component):
         kh, kw = spec.kernel_shape
         flip = spec.flip
         for co in range(spec.out_channels):
+            vertical_shadows = []
             for axis, size in ((0, kh), (1, kw)):
                 for index in range(size):
                     addr = spec.separable_address(co, axis, index)
@@ -126,11 +136,22 @@ class SeparableCoefficients(wiring.Component):
                         with m.If(self.swap_late):
                             m.d.sync += active.eq(pending)
                     else:
+                        vertical_shadows.append(shadow)
                         active, late = (self.vertical[co][0][tap][0],
                                         self.vertical_late[co][0][tap][0])
                         with m.If(self.swap):
                             m.d.sync += active.eq(shadow)
                     m.d.sync += late.eq(active)
+            if "fill" in self.signature.members:
+                # border_value * sum(u) of the copy the vertical pass takes, in CSD shift-adds.
+                total = sum(vertical_shadows[1:], vertical_shadows[0])
+                terms = [-(total << k) if negative else total << k
+                         for k, negative in csd_digits(spec.border_value)]
+                pending = Signal.like(self.fill[co], name=f"pending_fill_{co}")
+                with m.If(self.swap):
+                    m.d.sync += pending.eq(sum(terms[1:], terms[0]))
+                with m.If(self.swap_late):
+                    m.d.sync += self.fill[co].eq(pending)
         return m
 
 
@@ -240,11 +261,13 @@ def separable_datapath(m, core, *, sched, p0, s1, s1_valid, column, pixel_shape)
             return picked[col][ci]
     else:
         def tap(row, col, ci):
-            value = window.taps[0][col][ci]
-            # (A runtime spec has no fill: the spec refuses 'border_value' there.)
-            column_fill = fill * sum(spec.separable_factors[ci][0]) if fill else 0
-            return Mux(s2.col_mask[col], value, column_fill) if column_fill else \
-                Mux(s2.col_mask[col], value, 0)
+            if not fill:
+                column_fill = 0
+            elif spec.runtime_coeffs:
+                column_fill = bank.fill[ci]
+            else:
+                column_fill = fill * sum(spec.separable_factors[ci][0])
+            return Mux(s2.col_mask[col], window.taps[0][col][ci], column_fill)
 
     horizontal = TermBuilder(m, _Pass(spec, 1, vrange, spec.product_stages), tap,
                              lambda row, col: None, bank_h)

@@ -276,31 +276,31 @@ class AveragePoolLayer:
     def spec(self, **changes):
         """The :class:`~convhw.spec.ConvSpec` of this pool: a depthwise convolution with
         all-ones weights, requantized by ``S(KH*KW)`` (:func:`convhw.onnx.pooling.
-        average_multiplier`), which computes :func:`convhw.onnx.pooling.exact_average_pool`.
-
-        Raises
-        ------
-        ValueError
-            For ``count_include_pad=0`` with padding (a divisor per window position).
-        """
+        average_multiplier`), or with ``count_include_pad=0`` and padding by ``S(n)`` for a
+        window of ``n`` in-frame cells (``window_scales``): it computes
+        :func:`convhw.onnx.pooling.exact_average_pool`."""
         from ..spec import ConvSpec
         from .pooling import average_multiplier
 
-        if not self.count_include_pad and self.has_padding:
-            raise ValueError(f"AveragePool with count_include_pad=0 and padding "
-                             f"{self.padding} divides each window by its own in-frame cell "
-                             f"count, which the hardware does not build (use "
-                             f"count_include_pad=1, or no padding)")
         channels = self.in_shape[0]
         kh, kw = self.kernel
-        scales, shifts = scale_and_shift(
-            np.full(channels, average_multiplier(self, kh * kw), np.float32))
         bits, signed = self.in_format
         args = dict(width=self.in_shape[2], height=self.in_shape[1],
                     weights=np.ones((channels, 1, kh, kw), np.int64).tolist(), groups=channels,
                     stride=self.stride, padding=tuple(tuple(p) for p in self.padding),
-                    in_bits=bits, in_signed=signed, scale=list(scales), shift=list(shifts),
-                    rounding="half-even", out_bits=self.out_bits, clamp=self.clamp)
+                    in_bits=bits, in_signed=signed, rounding="half-even",
+                    out_bits=self.out_bits, clamp=self.clamp)
+        if not self.count_include_pad and self.has_padding:
+            # A divisor per window: its in-frame cells.
+            windows = {}
+            for cells in range(1, kh * kw + 1):
+                (scale,), (shift,) = scale_and_shift([average_multiplier(self, cells)])
+                windows[cells] = (scale, shift)
+            args.update(window_scales=windows, separable=False)
+        else:
+            scales, shifts = scale_and_shift(
+                np.full(channels, average_multiplier(self, kh * kw), np.float32))
+            args.update(scale=list(scales), shift=list(shifts))
         args.update(changes)
         return ConvSpec(**args)
 
@@ -371,8 +371,10 @@ class Network:
         Parameters
         ----------
         foldings : sequence, optional
-            One entry per layer: ``(pe, simd)`` for a conv or dense layer, or ``None`` for the
-            layer's default (:data:`DEFAULT_FOLDING` for convs; pools are never folded).
+            One entry per layer: ``(pe, simd)`` for a conv or dense layer (or an average pool,
+            a depthwise convolution), or ``None`` for the layer's default
+            (:data:`DEFAULT_FOLDING` for convs; an average pool unfolded; max pools never
+            fold).
 
         Raises
         ------
@@ -394,6 +396,9 @@ class Network:
             try:
                 if isinstance(layer, ConvLayer):
                     pe, simd = DEFAULT_FOLDING if folding is None else folding
+                    specs.append(layer.spec(pe=pe, simd=simd))
+                elif isinstance(layer, AveragePoolLayer) and folding is not None:
+                    pe, simd = folding
                     specs.append(layer.spec(pe=pe, simd=simd))
                 elif folding is not None:
                     raise ValueError(f"a {layer.kind} layer takes no folding, not {folding!r}")
