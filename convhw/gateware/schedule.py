@@ -80,7 +80,7 @@ class Scheduler(wiring.Component):
         Border modes only: for each kernel column, which of the window chain's columns it reads
         for the output this position completes.
     stream_row_mask : Out(KH)
-        Separable form with a ``constant`` border only: kernel rows inside the frame for the
+        Separable form with a ``constant`` border, and max pools, only: kernel rows inside the frame for the
         column this position pushes into the window (of its stream row, where ``row_mask`` is
         the completed output's).
     next_column : Out
@@ -102,7 +102,9 @@ class Scheduler(wiring.Component):
         # Lanes whose output can lie past the output row (a partial last beat).
         self.lane_outputs = [-(-(spec.out_shape[1] - k) // lanes) for k in range(lanes)]
         partial = {"lane_mask": Out(lanes)} if lanes > 1 and spec.out_shape[1] % lanes else {}
-        self._stream_rows = getattr(spec, "separable", False) and not spec.border_sources
+        self._stream_rows = (getattr(spec, "separable", False)
+                             or getattr(spec, "operation", "conv") == "max-pool") \
+            and not spec.border_sources
         if self._stream_rows:
             selects["stream_row_mask"] = Out(kh)
         super().__init__({
