@@ -927,6 +927,17 @@ class ConvSpec:
         return self.fold > 1
 
     @property
+    def folded_operands(self):
+        """Where a folded layer's multipliers take each chunk's operands from: ``"window"``, a
+        selector per multiplier over the window's taps, which hold from the load to the last
+        chunk (constant border: no position issues in between, and the padding masks are held);
+        ``"rotator"``, registers loaded with all the position's inputs that turn by ``simd``
+        (border sources: the tap selects follow the scheduler). ``None`` when not folded."""
+        if not self.folded:
+            return None
+        return "rotator" if self.border_sources else "window"
+
+    @property
     def multipliers(self):
         """Products computed per cycle: ``pe * simd`` (shift-adds for unfolded constants); 0
         for a max pool; ``(KH + KW)`` per channel in the separable form."""
@@ -1047,9 +1058,10 @@ class ConvSpec:
     @property
     def tree_depth(self):
         """Registered levels of the adder trees (of the SIMD tree when folded; of the
-        comparison tree of a max pool)."""
+        comparison tree across the kernel's columns of a max pool, whose rows are compared as
+        a column enters the window)."""
         if self._operation == "max-pool":
-            return tree_depth(self.taps)
+            return tree_depth(self._kernel_shape[1])
         if self.folded:
             return tree_depth(self._simd)
         if self.separable:
@@ -1151,6 +1163,16 @@ class ConvSpec:
         stalls: every position (beat) once, ``fold`` cycles for each that completes an output."""
         out_h, out_w = self.out_shape
         return self.beats_per_frame + (self.fold - 1) * out_h * out_w
+
+    #: Line buffers of at most this many columns (beats) are shift registers, not memories.
+    REGISTER_LINE_BUFFER_COLUMNS = 4
+
+    @property
+    def line_buffer_registers(self):
+        """Whether the line buffer is a shift register of flip-flops rather than a memory: rows
+        of at most :attr:`REGISTER_LINE_BUFFER_COLUMNS` beats, which Yosys would build from
+        flip-flops anyway (plus an address decoder and read registers)."""
+        return self.span[0] > 1 and self._width // self._ppc <= self.REGISTER_LINE_BUFFER_COLUMNS
 
     @property
     def line_buffer_bits(self):

@@ -325,3 +325,42 @@ def test_synth_ecp5_runtime_dsp_registers(tmp_path):
     for dsp in dsps:        # taps, coefficients and products all in the DSP's registers
         for reg in ("INPUTA", "INPUTB", "OUTPUT"):
             assert dsp["parameters"][f"REG_{reg}_CLK"] == "CLK0"
+
+
+def _carry_netlist():
+    """Two SB_CARRY cells: c0's CO (net 10) drives c1's CI and a LUT's I3 (a sum bit), c1's
+    CO (net 11) drives a flip-flop and a LUT's I0 (an adder's top bit)."""
+    def carry(ci, co):
+        return {"type": "SB_CARRY", "parameters": {},
+                "port_directions": {"CI": "input", "I0": "input", "I1": "input", "CO": "output"},
+                "connections": {"CI": [ci], "I0": [3], "I1": [4], "CO": [co]}}
+
+    def lut(pin, net, out):
+        conns = {"I0": ["0"], "I1": ["0"], "I2": ["0"], "I3": ["0"], "O": [out]}
+        conns[pin] = [net]
+        return {"type": "SB_LUT4", "parameters": {"LUT_INIT": "0110100110010110"},
+                "port_directions": {p: "output" if p == "O" else "input" for p in conns},
+                "connections": conns}
+    cells = {"c0": carry(5, 10), "c1": carry(10, 11), "sum": lut("I3", 10, 12),
+             "other": lut("I0", 11, 13),
+             "ff": {"type": "SB_DFF", "parameters": {},
+                    "port_directions": {"C": "input", "D": "input", "Q": "output"},
+                    "connections": {"C": [2], "D": [11], "Q": [14]}}}
+    return {"modules": {"top": {"cells": cells, "netnames": {"top_bit": {"bits": [11]}}}}}
+
+
+def test_carry_chain_ends_in_a_lut(tmp_path):
+    from convhw.toolchain.netlist import end_carry_chains_in_luts
+    path = tmp_path / "net.json"
+    path.write_text(json.dumps(_carry_netlist()))
+    assert end_carry_chains_in_luts(path) == 1
+    cells = json.loads(path.read_text())["modules"]["top"]["cells"]
+    assert cells["c0"]["connections"]["CO"] == [10]          # already in the chain
+    (carry,) = cells["c1"]["connections"]["CO"]
+    assert carry > 14                                         # a new net
+    (name,) = set(cells) - set(_carry_netlist()["modules"]["top"]["cells"])
+    lut = cells[name]
+    assert lut["type"] == "SB_LUT4" and lut["parameters"]["LUT_INIT"] == "1111111100000000"
+    assert lut["connections"]["I3"] == [carry] and lut["connections"]["O"] == [11]
+    assert cells["ff"]["connections"]["D"] == [11] and cells["other"]["connections"]["I0"] == [11]
+    assert end_carry_chains_in_luts(path) == 0                # the LUT is now the chain's end

@@ -143,7 +143,7 @@ class Conv2d(StreamingCore):
         if span_h > 1:
             m.submodules.line_buffer = lb = LineBuffer(
                 shape=beat_shape, rows=span_h - 1, width=spec.width // lanes,
-                stream_width=spec.beat_width)
+                stream_width=spec.beat_width, registers=spec.line_buffer_registers)
             m.d.comb += [
                 lb.advance.eq(issue), lb.column.eq(sched.column),
                 lb.next_column.eq(sched.next_column),
@@ -169,6 +169,10 @@ class Conv2d(StreamingCore):
             self.write_result(m, output, done, results)
             return m
         cols = sched.col_border
+        if spec.operation == "max-pool":
+            results, done = self._max_datapath(m, sched, s1, s1_valid, column, pixel_shape)
+            self.write_result(m, output, done, results)
+            return m
         if lanes > 1:
             return self._lanes_datapath(m, output, sched, column, s1, s1_valid, pixel_shape)
         # With border sources the window exposes every chain column, not only the taps'.
@@ -183,8 +187,8 @@ class Conv2d(StreamingCore):
         m.d.sync += s2.eq(s1)
 
         if cols is None:
-            def inside(row, col):
-                return s2.row_mask[row] & s2.col_mask[col]
+            def inside(row, col, masks=s2):
+                return masks.row_mask[row] & masks.col_mask[col]
 
             def tap(row, col, ci):
                 return window.taps[row][col][ci]
@@ -197,9 +201,7 @@ class Conv2d(StreamingCore):
             def tap(row, col, ci):
                 return taps[row][col][ci]
 
-        if spec.operation == "max-pool":
-            results, done = self._max_datapath(m, s2, tap, inside)
-        elif spec.folded:
+        if spec.folded:
             results, done = self._folded_datapath(m, p0, s1, s2, tap, inside)
             if getattr(platform, "formal_checks", False):
                 self._fold_invariants(m, platform, gap, s1, s2)
@@ -371,32 +373,57 @@ class Conv2d(StreamingCore):
                                   Mux(rounded > out_hi, out_hi, rounded)))
         return result
 
-    def _max_datapath(self, m, s2, tap, inside):
-        """A max pool: the taps (padding masked to the lowest pixel value, so it never wins)
-        registered, then a registered tree of comparisons per channel: ``(results, control)``.
-        Its depth is the adder tree's for as many terms (``spec.tree_depth``)."""
+    def _max_datapath(self, m, sched, s1, s1_valid, column, pixel_shape):
+        """A max pool, separable: as a column enters the window its kernel rows are compared
+        (padding rows masked to the lowest pixel value, so they never win: every window holds a
+        pixel of the frame), so the window keeps one value per channel and column; then the
+        window's columns (padding columns masked), registered, and a registered tree of
+        comparisons per channel across them: ``(results, control)``. Its depth is the adder
+        tree's for ``KW`` terms (``spec.tree_depth``)."""
         spec = self._spec
         kh, kw = spec.kernel_shape
         lo, hi = spec.pixel_range
         shape = signed(signed_bits(lo, hi)) if spec.in_signed else unsigned(max(hi.bit_length(), 1))
+
+        def larger(a, b):
+            return Mux(a > b, a, b)
+
+        # S1: the column's maximum per channel enters the window (masked by the rows of its
+        # own stream row: the window may hold columns of other rows, which the column masks
+        # of the completed output exclude).
+        row_mask = Signal(kh, name="s1_stream_row_mask")
+        m.d.sync += row_mask.eq(sched.stream_row_mask)
+        entering = Signal(data.ArrayLayout(shape, spec.in_channels), name="column_max")
+        for ci in range(spec.in_channels):
+            best = None
+            for row in range(kh):
+                value = Mux(row_mask[row], pixel_shape(Value.cast(column[row]))[ci], lo)
+                best = value if best is None else larger(best, value)
+            m.d.comb += entering[ci].eq(best)
+        m.submodules.window = window = Window(
+            shape=data.ArrayLayout(shape, spec.in_channels), kernel_shape=(1, kw),
+            dilation_x=spec.dilation[1])
+        m.d.comb += [window.shift.eq(s1_valid), window.column[0].eq(entering)]
+
+        # S2: the window holds the position's column maxima.
+        s2 = Signal.like(s1)
+        m.d.sync += s2.eq(s1)
         s3 = Signal.like(s2)
         m.d.sync += s3.eq(s2)
         results = []
         for ci in range(spec.in_channels):
             level = []
-            for row in range(kh):
-                for col in range(kw):
-                    mask, pixel = inside(row, col), tap(row, col, ci)
-                    reg = Signal(shape, name=f"max_{ci}_tap_{row}_{col}")
-                    m.d.sync += reg.eq(pixel if mask is None else Mux(mask, pixel, lo))
-                    level.append(reg)
+            for col in range(kw):
+                reg = Signal(shape, name=f"max_{ci}_tap_{col}")
+                m.d.sync += reg.eq(Mux(s2.col_mask[col], window.taps[0][col][ci], lo))
+                level.append(reg)
             depth = 0
             while len(level) > 1:
                 pairs = []
                 for index in range(0, len(level) - 1, 2):
                     a, b = level[index], level[index + 1]
                     node = Signal(shape, name=f"max_{ci}_l{depth}_{index // 2}")
-                    m.d.sync += node.eq(Mux(a > b, a, b))
+                    m.d.sync += node.eq(larger(a, b))
                     pairs.append(node)
                 if len(level) % 2:
                     node = Signal(shape, name=f"max_{ci}_l{depth}_odd")
@@ -415,10 +442,25 @@ class Conv2d(StreamingCore):
         kh, kw = spec.kernel_shape
         per_group = spec.group_in_channels
 
+        # The frame markers wait in a register from the load to the last chunk; loads come at
+        # least ``fold`` cycles apart, so the register is free again by then.
+        markers = Signal.like(s2)
+        with m.If(s2.emit):
+            m.d.sync += markers.eq(s2)
+        # With a constant border the window's taps hold from the load to the last chunk (no
+        # position issues in between), and so do the masks, in ``s2`` then in ``markers``: the
+        # engine selects each chunk's operands from them (``FoldedDatapath`` ``held``).
+        held = spec.folded_operands == "window"
+        masks = s2
+        if held:
+            masks = Signal.like(s2, name="fold_masks")
+            m.d.comb += masks.eq(Mux(s2.emit, s2.as_value(), markers.as_value()))
+
         def value(n, group):
             ci, index = divmod(n, kh * kw)
             row, col = divmod(index, kw)
-            mask, pixel = inside(row, col), tap(row, col, group * per_group + ci)
+            mask = inside(row, col, masks) if held else inside(row, col)
+            pixel = tap(row, col, group * per_group + ci)
             return pixel if mask is None else Mux(mask, pixel, spec.border_value)
 
         runtime = spec.runtime_coeffs
@@ -441,12 +483,8 @@ class Conv2d(StreamingCore):
                                 swap=s1.sof if runtime else None,
                                 coef=self.coef if runtime else None,
                                 finish=finish if lanes_share else None,
-                                finish_stages=spec.back_stages if lanes_share else 0)
-        # The frame markers wait in a register from the load to the last chunk; loads come at
-        # least ``fold`` cycles apart, so the register is free again by then.
-        markers = Signal.like(s2)
-        with m.If(s2.emit):
-            m.d.sync += markers.eq(s2)
+                                finish_stages=spec.back_stages if lanes_share else 0,
+                                held=held)
         final = Signal.like(s2)
         m.d.comb += [final.eq(markers), final.emit.eq(engine.final)]
         if lanes_share:

@@ -77,7 +77,7 @@ class FoldedDatapath:
     """
 
     def __init__(self, m, spec, value, load, prefetch, swap=None, coef=None, finish=None,
-                 finish_stages=0):
+                 finish_stages=0, held=False):
         self._m, self._spec = m, spec
         pe, simd = spec.pe, spec.simd
         folds_p, folds_q, fold = spec.pe_folds, spec.simd_folds, spec.fold
@@ -97,17 +97,39 @@ class FoldedDatapath:
                 chunk.eq(Mux(last_chunk, 0, chunk + 1)), group.eq(group + last_chunk),
             ]
 
-        # Rotators: one per group of the layer.
+        # Operands: per group, the current chunk in ``simd`` registers.
         length = folds_q * simd
         heads = []
-        for g in range(spec.groups):
-            element = signed(spec.in_bits) if spec.in_signed else unsigned(spec.in_bits)
-            ring = [Signal(element, name=f"ring_{g}_{j}") for j in range(length)]
-            with m.If(load):
-                m.d.sync += [ring[j].eq(value(j, g) if j < inputs else 0) for j in range(length)]
-            with m.Elif(active):
-                m.d.sync += [ring[j].eq(ring[(j + simd) % length]) for j in range(length)]
-            heads.append(ring[:simd])
+        element = signed(spec.in_bits) if spec.in_signed else unsigned(spec.in_bits)
+        if held:
+            # The inputs hold from ``load`` to the last chunk: each head register selects its
+            # input of the next chunk (chunk 0 at ``load``) by a counter.
+            fetch = Signal(range(folds_q), name="fetch_chunk")
+            m.d.comb += fetch.eq(Mux(load | last_chunk, 0, chunk + 1))
+            for g in range(spec.groups):
+                head = []
+                for s in range(simd):
+                    options = [value(q * simd + s, g) if q * simd + s < inputs else 0
+                               for q in range(folds_q)]
+                    reg = Signal(element, name=f"head_{g}_{s}")
+                    if folds_q == 1:
+                        picked = options[0]
+                    else:
+                        picked = Array(options)[fetch]
+                    with m.If(load | active):
+                        m.d.sync += reg.eq(picked)
+                    head.append(reg)
+                heads.append(head)
+        else:
+            # Rotators: one per group, loaded with the position's inputs, turning by ``simd``.
+            for g in range(spec.groups):
+                ring = [Signal(element, name=f"ring_{g}_{j}") for j in range(length)]
+                with m.If(load):
+                    m.d.sync += [ring[j].eq(value(j, g) if j < inputs else 0)
+                                 for j in range(length)]
+                with m.Elif(active):
+                    m.d.sync += [ring[j].eq(ring[(j + simd) % length]) for j in range(length)]
+                heads.append(ring[:simd])
 
         weights = self._weight_memory(prefetch, swap, coef)
 

@@ -18,6 +18,13 @@ before the column is read again, so read and write never collide; only across a 
 can a read see a column before the previous frame's last write-back, and the rows of a previous
 frame are zero padding to the caller anyway. Shorter rows (1 or 2 positions) read in the
 position's own cycle through a port transparent to the write-back.
+
+Registers: a buffer of few columns (``registers``, :attr:`convhw.ConvSpec.line_buffer_registers`)
+would be built by Yosys from flip-flops anyway, with an address decoder and two read registers
+besides. It is a shift register of ``width`` words instead, which moves on each write-back:
+columns are written in order, once per stream row, so its head is always the oldest word, the
+current column's. (After a frame ends early the order holds again from the next frame's
+second row; its first row's stored rows are padding to the caller.)
 """
 
 from amaranth import *
@@ -40,8 +47,9 @@ class LineBuffer(wiring.Component):
         Write back ``rows_out[1:]`` plus ``pixel`` as the newest row.
     """
 
-    def __init__(self, *, shape, rows, width, stream_width=None):
+    def __init__(self, *, shape, rows, width, stream_width=None, registers=False):
         self._shape, self._rows, self._width = shape, rows, width
+        self._registers = registers
         self._stream_width = width if stream_width is None else stream_width
         super().__init__({
             "advance": In(1),
@@ -58,6 +66,16 @@ class LineBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word = data.ArrayLayout(self._shape, self._rows)
+        pixel_bits = Shape.cast(self._shape).width
+        if self._registers:
+            chain = [Signal(word, name=f"column_{k}") for k in range(self._width)]
+            incoming = Signal(word)
+            m.d.comb += incoming.eq(Cat(chain[0].as_value()[pixel_bits:], self.pixel))
+            with m.If(self.write):
+                m.d.sync += [chain[k].eq(chain[k + 1]) for k in range(self._width - 1)]
+                m.d.sync += chain[-1].eq(incoming)
+            m.d.comb += self.rows_out.eq(chain[0])
+            return m
         # Reading ahead, a column is never read in the cycle it is written, so Yosys need not
         # build collision logic around the block RAM (``no_rw_check``).
         attrs = {"no_rw_check": 1} if self.reads_ahead else {}
@@ -74,7 +92,6 @@ class LineBuffer(wiring.Component):
             rd = storage.read_port(transparent_for=(wr,))
             held = rd.data
             m.d.comb += rd.addr.eq(self.column)
-        pixel_bits = Shape.cast(self._shape).width
         m.d.comb += rd.en.eq(self.advance)
         m.d.comb += [
             self.rows_out.eq(held),

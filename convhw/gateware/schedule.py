@@ -39,6 +39,16 @@ def _mux(select, if_true, if_false):
     return if_true if select else if_false
 
 
+def _not(value):
+    """``~`` for hardware values, ``not`` for Python values."""
+    return ~value if isinstance(value, Value) else int(not value)
+
+
+def _equal(state):
+    """``equal(counter, value)``: whether ``state[counter] == value`` (Python values)."""
+    return lambda counter, value: int(state[counter] == value)
+
+
 def _select(select, if_true, if_false):
     """``_mux`` written as logic, so that synthesis does not turn a hold (``if_false`` is the
     register itself) into a clock enable merged with ``advance``, one LUT deeper."""
@@ -70,7 +80,7 @@ class Scheduler(wiring.Component):
         Border modes only: for each kernel column, which of the window chain's columns it reads
         for the output this position completes.
     stream_row_mask : Out(KH)
-        Separable form with a ``constant`` border only: kernel rows inside the frame for the
+        Separable form with a ``constant`` border, and max pools, only: kernel rows inside the frame for the
         column this position pushes into the window (of its stream row, where ``row_mask`` is
         the completed output's).
     next_column : Out
@@ -92,7 +102,9 @@ class Scheduler(wiring.Component):
         # Lanes whose output can lie past the output row (a partial last beat).
         self.lane_outputs = [-(-(spec.out_shape[1] - k) // lanes) for k in range(lanes)]
         partial = {"lane_mask": Out(lanes)} if lanes > 1 and spec.out_shape[1] % lanes else {}
-        self._stream_rows = getattr(spec, "separable", False) and not spec.border_sources
+        self._stream_rows = (getattr(spec, "separable", False)
+                             or getattr(spec, "operation", "conv") == "max-pool") \
+            and not spec.border_sources
         if self._stream_rows:
             selects["stream_row_mask"] = Out(kh)
         super().__init__({
@@ -111,7 +123,7 @@ class Scheduler(wiring.Component):
     def initial_description(self):
         """The members ``needs_input`` ... ``col_mask`` after reset (Python values)."""
         initial = self._initial_state()
-        return self._describe(initial, self._interval_values(initial), 1)
+        return self._describe(initial, self._interval_values(initial), 1, _equal(initial))
 
     # The state of a position: counters in stream space (vx, vy) and in padded output space
     # (ex, ey with their stride phases), and whether the frame was truncated.
@@ -132,8 +144,9 @@ class Scheduler(wiring.Component):
         return dict(at_end=(s["vy"] == end_y) & (s["vx"] == end_x),
                     row_done=s["vx"] == wv - 1, out_row_done=s["ex"] == wv - 1)
 
-    def _next_wraps(self, s, wraps):
-        """``_wraps`` of the position after ``s``, from comparisons of ``s`` with constants."""
+    def _next_wraps(self, s, wraps, equal):
+        """``_wraps`` of the position after ``s``, from comparisons of ``s`` with constants
+        (``equal(counter, value)``)."""
         spec = self._spec
         wv, total = spec.beat_width, spec.beats_per_frame
         initial = self._initial_state()
@@ -141,13 +154,13 @@ class Scheduler(wiring.Component):
             at_end = 1
         else:
             y2, x2 = divmod(total - 2, wv)
-            at_end = (s["vy"] == y2) & (s["vx"] == x2)
+            at_end = equal("vy", y2) & equal("vx", x2)
         return dict(
             at_end=at_end,
             row_done=_mux(wraps["at_end"], int(initial["vx"] == wv - 1),
-                          _mux(wraps["row_done"], int(wv == 1), s["vx"] == wv - 2)),
+                          _mux(wraps["row_done"], int(wv == 1), equal("vx", wv - 2))),
             out_row_done=_mux(wraps["at_end"], int(initial["ex"] == wv - 1),
-                              _mux(wraps["out_row_done"], int(wv == 1), s["ex"] == wv - 2)),
+                              _mux(wraps["out_row_done"], int(wv == 1), equal("ex", wv - 2))),
         )
 
     def _next_state(self, s, wraps):
@@ -222,7 +235,7 @@ class Scheduler(wiring.Component):
         return {key: int(lo <= s[counter] < hi)
                 for key, (counter, lo, hi) in self._intervals().items()}
 
-    def _next_intervals(self, s, flags, wraps):
+    def _next_intervals(self, s, flags, wraps, equal):
         """The range tests of the position after ``s``, from those of ``s``: a counter that
         steps by one enters a range at ``lo - 1`` and leaves it at ``hi - 1`` (equality tests
         only), one that wraps or starts a frame takes a constant."""
@@ -233,20 +246,21 @@ class Scheduler(wiring.Component):
         }
         result = {}
         for key, (counter, lo, hi) in self._intervals().items():
-            value, flag = s[counter], flags[key]
+            flag = flags[key]
             wrap, increment = steps[counter]
-            stepped = (flag & (value != hi - 1)) | ((value == lo - 1) & int(lo < hi))
+            stepped = ((flag & _not(equal(counter, hi - 1)))
+                       | (equal(counter, lo - 1) & int(lo < hi)))
             result[key] = _mux(wraps["at_end"], int(lo <= initial[counter] < hi),
                                _mux(wrap, int(lo <= 0 < hi), _select(increment, stepped, flag)))
         return result
 
-    def _describe(self, s, flags, starts_frame):
+    def _describe(self, s, flags, starts_frame, equal):
         """What the position in state ``s`` does (the members ``needs_input`` ... ``col_mask``),
-        given its range tests ``flags`` and whether it ``starts_frame``."""
+        given its range tests ``flags``, whether it ``starts_frame`` and its comparisons with
+        constants (``equal(counter, value)``)."""
         (kh, kw), sx = self._spec.kernel_shape, self._spec.stride[1]
         lanes = self._spec.pixels_per_clock
         out_w = self._spec.out_beats
-        ey, ex = s["ey"], s["ex"]
         col_mask = ([flags[f"col_{j}"] for j in range(kw)] if lanes == 1 else
                     [flags[f"col_{k}_{j}"] for k in range(lanes) for j in range(kw)])
         partial = {}
@@ -259,8 +273,8 @@ class Scheduler(wiring.Component):
             column=s["vx"],
             emit=(flags["emit_y"] & (s["ey_phase"] == 0) & flags["emit_x"]
                   & (s["ex_phase"] == 0)),
-            first=(ey == 0) & (ex == 0),
-            last=ex == (out_w - 1) * sx,
+            first=equal("ey", 0) & equal("ex", 0),
+            last=equal("ex", (out_w - 1) * sx),
             row_mask=[flags[f"row_{i}"] for i in range(kh)],
             col_mask=col_mask,
             **partial,
@@ -281,6 +295,48 @@ class Scheduler(wiring.Component):
                     lambda ox: flags[self._border_x(ox)] if ox % lanes == k else 0)]
         return selects
 
+    def _next_equalities(self, m, s, wraps, equalities, second):
+        """The flags ``equalities[(counter, value)]`` (``s[counter] == value``) of the position
+        after ``s``.
+
+        ``vx`` and ``ex`` step at every position, so their flags compare the counter with
+        ``value - 1`` (with the wrap and the frame's end, one 4-input LUT per 4 bits and a LUT
+        joining them). ``vy`` and ``ey`` step only where a row wraps, and compare with
+        ``value - 1`` in a register refreshed every cycle: a row wraps at most every second
+        position and not right after a frame's end, so that register has caught up with the
+        counter whenever it is used, and the flag's next value is one LUT.
+        """
+        spec = self._spec
+        wv = spec.beat_width
+        initial = self._initial_state()
+        steps = {  # counter: (wraps to 0 when, increments when)
+            "vx": (wraps["row_done"], 1), "vy": (0, wraps["row_done"]),
+            "ex": (wraps["out_row_done"], 1), "ey": (0, wraps["out_row_done"]),
+        }
+        # A row wraps at most every second position, and not at a frame's first position.
+        slow_ok = {"vy": wv >= 2 and initial["vx"] != wv - 1,
+                   "ey": wv >= 2 and initial["ex"] != wv - 1}
+        earlier = {}
+        result = {}
+        for (counter, value), flag in equalities.items():
+            wrap, increment = steps[counter]
+            if isinstance(increment, int):   # steps at every position
+                stepped = _mux(wrap, int(value == 0), s[counter] == value - 1)
+            else:
+                if slow_ok[counter]:
+                    if (counter, value - 1) not in earlier:
+                        name = f"next_{counter}_was_{value - 1}".replace("-", "m")
+                        reg = Signal(init=int(second[counter] == value - 1), name=name)
+                        m.d.sync += reg.eq(s[counter] == value - 1)
+                        earlier[(counter, value - 1)] = reg
+                    before = earlier[(counter, value - 1)]
+                else:
+                    before = s[counter] == value - 1
+                stepped = _select(increment, before, flag)
+            result[(counter, value)] = _mux(wraps["at_end"], int(initial[counter] == value),
+                                            stepped)
+        return result
+
     def elaborate(self, platform):
         m = Module()
         spec = self._spec
@@ -299,7 +355,8 @@ class Scheduler(wiring.Component):
                  for key in shapes}
 
         # The registered description of the current position.
-        first_info = self._describe(initial, self._interval_values(initial), 1)
+        first_info = self._describe(initial, self._interval_values(initial), 1,
+                                    _equal(initial))
         current = {key: getattr(self, key) for key in first_info}
         registers = {}
         for key, value in first_info.items():
@@ -317,10 +374,21 @@ class Scheduler(wiring.Component):
         flags = {key: Signal(init=value, name=f"next_in_{key}")
                  for key, value in self._interval_values(second).items()}
 
-        ahead_info = self._describe(ahead, flags, ahead_starts_frame)
+        # ``ahead[counter] == value`` as flags stepped along with the counters.
+        equalities = {}
+
+        def equal(counter, value):
+            key = (counter, value)
+            if key not in equalities:
+                equalities[key] = Signal(init=int(second[counter] == value),
+                                         name=f"next_{counter}_is_{value}".replace("-", "m"))
+            return equalities[key]
+
+        ahead_info = self._describe(ahead, flags, ahead_starts_frame, equal)
         following = self._next_state(ahead, wraps)
-        following_wraps = self._next_wraps(ahead, wraps)
-        following_flags = self._next_intervals(ahead, flags, wraps)
+        following_wraps = self._next_wraps(ahead, wraps, equal)
+        following_flags = self._next_intervals(ahead, flags, wraps, equal)
+        following_equalities = self._next_equalities(m, ahead, wraps, equalities, second)
         with m.If(self.moves):
             with m.If(self.advance):
                 for key, value in ahead_info.items():
@@ -331,6 +399,8 @@ class Scheduler(wiring.Component):
                 m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
                 m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
                 m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
+                m.d.sync += [equalities[key].eq(following_equalities[key])
+                             for key in equalities]
             with m.Else():  # truncate
                 m.d.sync += registers["needs_input"].eq(0)
                 # Unless the current position ends the frame, its following ones lose their

@@ -7,7 +7,9 @@ synchronous system (out of context), on any package. Yosys runs ``synth_ice40 -d
 only where the part has DSPs) or ``synth_ecp5``, both with abc9 (their default); on ECP5 the
 flip-flops that capture a block RAM read move into the RAM's output register
 and the flip-flops around a ``MULT18X18D`` into its input and output registers
-(:mod:`~convhw.toolchain.netlist`); nextpnr runs with ``--freq`` and writes a JSON report.
+(:mod:`~convhw.toolchain.netlist`); on iCE40 a carry chain whose carry out is a result bit
+ends in a pass-through LUT (counted in the LUTs), so that bit's flip-flop stays in the chain.
+nextpnr runs with ``--freq`` and writes a JSON report.
 """
 
 import os
@@ -18,7 +20,7 @@ from amaranth.back import rtlil
 
 from ..export import AxiStreamTop, _core
 from .io_wrapper import ShiftRegisterIO
-from .netlist import absorb_dsp_registers, absorb_ram_output_registers
+from .netlist import absorb_dsp_registers, absorb_ram_output_registers, end_carry_chains_in_luts
 from .report import SynthReport, parse_nextpnr_report, parse_yosys_stat
 from .targets import get_target
 from .tools import find_tool, run_tool, tool_environment
@@ -162,6 +164,10 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
         absorbed += dsp_absorbed
         ffs -= absorbed
         cells["TRELLIS_FF"] = cells.get("TRELLIS_FF", 0) - absorbed
+    else:
+        pass_outs = end_carry_chains_in_luts(os.path.join(build_dir, "top.json"))
+        luts += pass_outs
+        cells["SB_LUT4"] = cells.get("SB_LUT4", 0) + pass_outs
 
     target_freq = DEFAULT_FREQ_MHZ[target.family] if freq is None else freq
     progress(f"nextpnr: placing and routing at {target_freq:g} MHz (seed {seed})...")
