@@ -1073,13 +1073,13 @@ class ConvSpec:
     @property
     def back_stages(self):
         """Output stage: scaling (when needed), rounding, and saturation when it can happen
-        (a serial output stage adds its operand and selection stages and its digits; window
-        scales take a scaling, a rounding and a saturation stage)."""
+        (a serial output stage adds its operand, selection and round-up stages and its digits;
+        window scales take a scaling, a rounding and a saturation stage)."""
         if self._window_scales is not None:
             return 3
         serial = self.serial_output_stage
         if serial is not None:
-            return self._stage.stages + 2 + serial[1]
+            return self._stage.stages + 3 + serial[1]
         return self._stage.stages
 
     #: Scale bits a serial output stage may take per cycle.

@@ -41,7 +41,7 @@ def test_serial_stage_choice_and_exact_results(pe, simd, radix):
     serial = spec.serial_output_stage
     assert serial == (radix, -(-24 // radix))
     assert serial[1] + 1 <= spec.simd_folds
-    assert spec.back_stages == spec.output_stage.stages + 2 + serial[1]
+    assert spec.back_stages == spec.output_stage.stages + 3 + serial[1]
     scales, shift = spec.serial_scales
     assert shift == max(spec.output_stage.shift)
     for c in range(spec.out_channels):

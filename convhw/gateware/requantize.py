@@ -116,9 +116,10 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     cycle ``start`` is high; the result is valid ``spec.back_stages`` cycles later. Cycle by
     cycle: ``a = total + bias`` is registered; then the multiples ``0 .. 2**r - 1`` of ``a``
     (shift-adds); then for ``digits`` cycles the next ``r`` bits of the channel's aligned scale,
-    most significant first, pick a multiple into a register, which is added to the partial
-    product shifted by ``r`` one cycle later (the selector and the adder in separate cycles);
-    then rounding and saturation as :func:`requantize`. The next ``start`` comes no
+    least significant first, pick a multiple into a register, which is added one cycle later
+    to the high part of the product, whose lowest ``r`` bits then leave it (the selector and an
+    adder as wide as a multiple in separate cycles); then the kept bits plus a round-up bit
+    from the dropped ones, and saturation, as :func:`requantize` computes them. The next ``start`` comes no
     sooner than ``spec.simd_folds >= digits + 1`` cycles later, when the multiples are no
     longer needed.
     """
@@ -153,7 +154,7 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     with m.If(loading):
         m.d.sync += scale_reg.eq(chosen)
     with m.Else():
-        m.d.sync += scale_reg.eq(scale_reg << radix_bits)
+        m.d.sync += scale_reg.eq(scale_reg >> radix_bits)
 
     # Multiples of ``a`` (registered): shifts, and at most two adders in a row.
     count = 1 << radix_bits
@@ -165,21 +166,56 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
         m.d.sync += reg.eq(_multiple(a, k, radix_bits)[0])
         multiples.append(reg)
 
-    # Digits: the multiple a digit picks is registered, then added to the partial product,
-    # which restarts two cycles after the scale was loaded.
+    # Digits, least significant first: the multiple a digit picks is registered, then added
+    # to the running high part, whose low r bits leave into ``low`` each cycle; so the adder
+    # is only as wide as a multiple, and the rounding needs no wide adder either.
     picked = Signal(name=f"serial_picked{name}")
-    first = Signal(name=f"serial_first{name}")
-    m.d.sync += [picked.eq(loading), first.eq(picked)]
-    products = [(a_lo * v, a_hi * v) for v in scales]
-    x_lo = min(min(p) for p in products)
-    x_hi = max(max(p) for p in products)
-    x = Signal(signed(signed_bits(min(x_lo, -top), max(x_hi, top))), name=f"serial_x{name}")
-    digit = scale_reg[width - radix_bits:]
+    m.d.sync += picked.eq(loading)
     term = Signal(multiple_shape, name=f"serial_term{name}")
-    m.d.sync += [term.eq(Array(multiples)[digit]),
-                 x.eq(Mux(first, 0, x << radix_bits) + term)]
-    half = (1 << shift) >> 1
-    return _round_and_saturate(m, stage, channels, x, shift, half, biases, select, name)
+    high = Signal(signed(max(multiple_shape.width + 1, shift + 2 - width)),
+                  name=f"serial_high{name}")
+    low = Signal(width, name=f"serial_low{name}")
+    partial = high + term
+    m.d.sync += [term.eq(Array(multiples)[scale_reg[:radix_bits]]),
+                 low.eq(Cat(low[radix_bits:], partial[:radix_bits]))]
+    with m.If(picked):      # cleared the cycle before the first digit's multiple arrives
+        m.d.sync += high.eq(0)
+    with m.Else():
+        m.d.sync += high.eq(partial >> radix_bits)
+    x = Cat(low, high).as_signed()
+    return _round_dropped_bits(m, stage, channels, x, shift, name)
+
+
+def _round_dropped_bits(m, stage, channels, x, shift, name):
+    """Rounding and saturation of ``x * 2**-shift`` as :func:`_round_and_saturate`, from the
+    kept part ``x >> shift`` and a round-up bit taken from the dropped bits, both registered
+    first: then one narrow adder and narrow comparisons (a stage more than
+    :func:`_round_and_saturate`)."""
+    # A stage of its own decides the round-up bit (an OR over the dropped bits).
+    kept = Signal(signed(max(len(x) - shift, 2)), name=f"kept{name}")
+    up = Signal(name=f"round_up{name}")
+    if shift == 0:
+        decided = C(0, 1)
+    elif stage.rounding == "half-even":
+        sticky = x[:shift - 1].any() if shift > 1 else C(0, 1)
+        decided = x[shift - 1] & (sticky | x[shift])
+    else:
+        decided = x[shift - 1]
+    m.d.sync += [kept.eq(x >> shift), up.eq(decided)]
+    rlo = min(stage.rounded_ranges[c][0] for c in channels)
+    rhi = max(stage.rounded_ranges[c][1] for c in channels)
+    rounded = Signal(signed(max(stage.out_bits, signed_bits(rlo, rhi))), name=f"rounded{name}")
+    m.d.sync += rounded.eq(kept + up)
+    if not stage.saturates:
+        return rounded[:stage.out_bits].as_signed()
+    out_lo = min(stage.out_ranges[c][0] for c in channels)
+    out_hi = max(stage.out_ranges[c][1] for c in channels)
+    under, over = Signal(name=f"under{name}"), Signal(name=f"over{name}")
+    m.d.sync += [under.eq((kept < out_lo - 1) | ((kept == out_lo - 1) & ~up)),   # kept+up < lo
+                 over.eq((kept > out_hi) | ((kept == out_hi) & up))]            # kept+up > hi
+    result = Signal(signed(stage.out_bits), name=f"saturated{name}")
+    m.d.sync += result.eq(Mux(under, out_lo, Mux(over, out_hi, rounded)))
+    return result
 
 
 def _multiple(a, k, radix_bits):
