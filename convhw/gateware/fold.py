@@ -9,11 +9,12 @@ output channel's accumulator stands in :attr:`accumulators`, for one cycle marke
 A new ``load`` may come ``spec.fold`` cycles after the previous one (the issue gate sees to it).
 
 Operands
-    One rotator per group holds the position's ``N`` inputs (zero-padded to ``Q*simd``) and
-    turns by ``simd`` each cycle, so its first ``simd`` registers are always the current chunk:
-    every register has a two-input multiplexer (load or turn), and no wide selector sits in front
-    of the multipliers. A lane whose channel changes group from one channel group to the next
-    selects among the rotators by the channel group.
+    ``held`` (``spec.folded_operands == "window"``): ``value`` holds from ``load`` to the last
+    chunk, and ``simd`` head registers per group take the next chunk's inputs from it each cycle,
+    selected by a chunk counter. Otherwise one rotator per group holds the position's ``N``
+    inputs (zero-padded to ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd``
+    registers are always the current chunk. A lane whose channel changes group from one channel
+    group to the next selects among the groups' heads by the channel group.
 
 Weights
     One block RAM word per cycle: word ``p*Q + q`` holds the ``pe*simd`` weights of channel group
@@ -22,8 +23,8 @@ Weights
     the coefficient port, which is swapped in at the next start of frame after a write.
 
 Pipeline
-    rotators -> multiplier input registers -> products -> SIMD adder tree -> accumulators ->
-    collector (every channel's total) -> ``accumulators``.
+    heads (or rotators) -> multiplier input registers -> products -> SIMD adder tree ->
+    accumulators -> collector (every channel's total) -> ``accumulators``.
 """
 
 from amaranth import *
@@ -63,6 +64,9 @@ class FoldedDatapath:
         is complete in the cycle ``start`` is high, and returns the result, ``finish_stages``
         cycles later. The collector then keeps results,
         not accumulators.
+    held : bool
+        ``value`` holds from ``load`` to the last chunk: head registers select each chunk from
+        it (no rotator).
 
     Attributes
     ----------
