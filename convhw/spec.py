@@ -1061,9 +1061,10 @@ class ConvSpec:
     def tree_depth(self):
         """Registered levels of the adder trees (of the SIMD tree when folded; of the
         comparison tree across the kernel's columns of a max pool, whose rows are compared as
-        a column enters the window)."""
+        a column enters the window; its first level reads the window, and a single column is
+        registered once)."""
         if self._operation == "max-pool":
-            return tree_depth(self._kernel_shape[1])
+            return max(1, tree_depth(self._kernel_shape[1]))
         if self.folded:
             return tree_depth(self._simd)
         if self.separable:
@@ -1127,6 +1128,9 @@ class ConvSpec:
     @property
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
+        if self._operation == "max-pool":
+            # No masked-tap registers: the comparison tree reads the window.
+            return self.FRONT_STAGES - 1 + self.tree_depth + self.back_stages
         if self.folded:
             return (self.FRONT_STAGES - 1 + self.FOLD_STAGES + self.fold - 1 + self.tree_depth
                     + self.back_stages)
@@ -1144,8 +1148,10 @@ class ConvSpec:
 
     @property
     def output_queue_depth(self):
-        """Results the output FIFO holds: every result that can be in flight, plus one."""
-        return -(-self.latency // self.fold) + 1
+        """Results the output FIFO holds: every result that can be in flight (a
+        result is in flight from its issue to its pop, ``latency + 1`` cycles at the least;
+        positions that complete outputs issue ``fold`` cycles apart at the most often)."""
+        return -(-(self.latency + 1) // self.fold)
 
     @property
     def cycles_per_frame(self):

@@ -376,10 +376,10 @@ class Conv2d(StreamingCore):
     def _max_datapath(self, m, sched, s1, s1_valid, column, pixel_shape):
         """A max pool, separable: as a column enters the window its kernel rows are compared
         (padding rows masked to the lowest pixel value, so they never win: every window holds a
-        pixel of the frame), so the window keeps one value per channel and column; then the
-        window's columns (padding columns masked), registered, and a registered tree of
-        comparisons per channel across them: ``(results, control)``. Its depth is the adder
-        tree's for ``KW`` terms (``spec.tree_depth``)."""
+        pixel of the frame), so the window keeps one value per channel and column; then a
+        registered tree of comparisons per channel across the window's columns (padding columns
+        masked), whose first level reads the window: ``(results, control)``. Its depth is the
+        adder tree's for ``KW`` terms, at least 1 (``spec.tree_depth``)."""
         spec = self._spec
         kh, kw = spec.kernel_shape
         lo, hi = spec.pixel_range
@@ -405,20 +405,15 @@ class Conv2d(StreamingCore):
             dilation_x=spec.dilation[1])
         m.d.comb += [window.shift.eq(s1_valid), window.column[0].eq(entering)]
 
-        # S2: the window holds the position's column maxima.
+        # S2: the window holds the position's column maxima; the first level of comparisons
+        # reads them (padding columns masked), registered.
         s2 = Signal.like(s1)
         m.d.sync += s2.eq(s1)
-        s3 = Signal.like(s2)
-        m.d.sync += s3.eq(s2)
         results = []
         for ci in range(spec.in_channels):
-            level = []
-            for col in range(kw):
-                reg = Signal(shape, name=f"max_{ci}_tap_{col}")
-                m.d.sync += reg.eq(Mux(s2.col_mask[col], window.taps[0][col][ci], lo))
-                level.append(reg)
+            level = [Mux(s2.col_mask[col], window.taps[0][col][ci], lo) for col in range(kw)]
             depth = 0
-            while len(level) > 1:
+            while depth == 0 or len(level) > 1:
                 pairs = []
                 for index in range(0, len(level) - 1, 2):
                     a, b = level[index], level[index + 1]
@@ -432,8 +427,8 @@ class Conv2d(StreamingCore):
                 level, depth = pairs, depth + 1
             assert depth == spec.tree_depth
             results.append(requantize(m, Term(level[0], lo, hi), spec, ci))
-        done = delay(m, s3, spec.tree_depth + spec.back_stages, "control")
-        assert spec.pipeline_depth == 3 + spec.tree_depth + spec.back_stages
+        done = delay(m, s2, spec.tree_depth + spec.back_stages, "control")
+        assert spec.pipeline_depth == 2 + spec.tree_depth + spec.back_stages
         return results, done
 
     def _folded_datapath(self, m, p0, s1, s2, tap, inside):
