@@ -518,6 +518,8 @@ class ConvSpec:
                 reason = (f"kernel {[list(r) for r in bad]} is not an outer product of two "
                           f"integer vectors")
             elif separable is None:
+                if 1 in self._kernel_shape:
+                    return None   # one row or column: nothing to separate
                 flat = sum(len(tap_terms(c, self._coeff_bits, use_dsp=False))
                            for k in kernels for row in k for c in row)
                 split = sum(digits(u) + digits(v) for u, v in factors)
