@@ -225,7 +225,16 @@ class FormalHarness(Elaboratable):
         pipeline_depth = getattr(spec, "pipeline_depth", None)
         in_flight = None
         if view is not None:
-            check("credit_free_under_ready", ~(started & past_ready) | view["can_start"])
+            # A folded core issues an emitting position at most every ``fold`` cycles: a credit
+            # must be free whenever that gap has passed.
+            gap_open = C(1, 1)
+            fold = getattr(spec, "fold", 1)
+            if fold > 1 and scheduler is not None:
+                recent = Signal(fold - 1, name="emitting_issues_recently")
+                m.d.sync += recent.eq(Cat(scheduler.advance & scheduler.emit, recent[:-1]))
+                gap_open = recent == 0
+            check("credit_free_under_ready",
+                  ~(started & past_ready & gap_open) | view["can_start"])
             if pipeline_depth is not None:
                 # Results issued 1 .. pipeline_depth cycles ago, the oldest last.
                 issued = Signal(pipeline_depth)

@@ -23,8 +23,9 @@ EXTERNAL = {
     "fifo_no_underflow": "the output FIFO never reads, pops or writes a result it does not owe",
     "results_all_delivered": "every result issued is written into the FIFO after the pipeline "
                              "depth and stays owed until it leaves through o",
-    "credit_free_under_ready": "with o.ready high in the previous cycle a credit is free: the "
-                               "FIFO is deep enough for one result per clock",
+    "credit_free_under_ready": "with o.ready high in the previous cycle a credit is free (a "
+                               "folded core: once its fold gap has passed): the FIFO is deep "
+                               "enough for one result per clock (per fold)",
     "frame_first": "o.first is set on every OH*OW-th output beat, the first included, and on "
                    "no other (unbounded 1-D: on the first output)",
     "frame_last": "o.last is set on every OW-th output beat and on no other (unbounded 1-D: "

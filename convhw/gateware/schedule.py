@@ -295,16 +295,19 @@ class Scheduler(wiring.Component):
                     lambda ox: flags[self._border_x(ox)] if ox % lanes == k else 0)]
         return selects
 
-    def _next_equalities(self, m, s, wraps, equalities, second):
-        """The flags ``equalities[(counter, value)]`` (``s[counter] == value``) of the position
-        after ``s``.
+    def _next_equalities(self, s, wraps, equalities, second):
+        """``(flags, refreshes)``: the flags ``equalities[(counter, value)]``
+        (``s[counter] == value``) of the position after ``s``, and the assignments that keep
+        their helper registers current (made at every advance).
 
         ``vx`` and ``ex`` step at every position, so their flags compare the counter with
         ``value - 1`` (with the wrap and the frame's end, one 4-input LUT per 4 bits and a LUT
         joining them). ``vy`` and ``ey`` step only where a row wraps, and compare with
-        ``value - 1`` in a register refreshed every cycle: a row wraps at most every second
+        ``value - 1`` in a register refreshed at every advance: a row wraps at most every second
         position and not right after a frame's end, so that register has caught up with the
-        counter whenever it is used, and the flag's next value is one LUT.
+        counter whenever it is used, and the flag's next value is one LUT. (Refreshed with the
+        other registers, not every cycle, it is part of the scheduler's state, which the
+        formal harness enumerates by advancing and truncating.)
         """
         spec = self._spec
         wv = spec.beat_width
@@ -316,7 +319,7 @@ class Scheduler(wiring.Component):
         # A row wraps at most every second position, and not at a frame's first position.
         slow_ok = {"vy": wv >= 2 and initial["vx"] != wv - 1,
                    "ey": wv >= 2 and initial["ex"] != wv - 1}
-        earlier = {}
+        earlier, refreshes = {}, []
         result = {}
         for (counter, value), flag in equalities.items():
             wrap, increment = steps[counter]
@@ -327,7 +330,7 @@ class Scheduler(wiring.Component):
                     if (counter, value - 1) not in earlier:
                         name = f"next_{counter}_was_{value - 1}".replace("-", "m")
                         reg = Signal(init=int(second[counter] == value - 1), name=name)
-                        m.d.sync += reg.eq(s[counter] == value - 1)
+                        refreshes.append(reg.eq(s[counter] == value - 1))
                         earlier[(counter, value - 1)] = reg
                     before = earlier[(counter, value - 1)]
                 else:
@@ -335,7 +338,7 @@ class Scheduler(wiring.Component):
                 stepped = _select(increment, before, flag)
             result[(counter, value)] = _mux(wraps["at_end"], int(initial[counter] == value),
                                             stepped)
-        return result
+        return result, refreshes
 
     def elaborate(self, platform):
         m = Module()
@@ -388,7 +391,8 @@ class Scheduler(wiring.Component):
         following = self._next_state(ahead, wraps)
         following_wraps = self._next_wraps(ahead, wraps, equal)
         following_flags = self._next_intervals(ahead, flags, wraps, equal)
-        following_equalities = self._next_equalities(m, ahead, wraps, equalities, second)
+        following_equalities, refreshes = self._next_equalities(ahead, wraps, equalities,
+                                                                 second)
         with m.If(self.moves):
             with m.If(self.advance):
                 for key, value in ahead_info.items():
@@ -401,6 +405,7 @@ class Scheduler(wiring.Component):
                 m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
                 m.d.sync += [equalities[key].eq(following_equalities[key])
                              for key in equalities]
+                m.d.sync += refreshes
             with m.Else():  # truncate
                 m.d.sync += registers["needs_input"].eq(0)
                 # Unless the current position ends the frame, its following ones lose their
