@@ -107,9 +107,14 @@ class FoldedDatapath:
         element = signed(spec.in_bits) if spec.in_signed else unsigned(spec.in_bits)
         if held:
             # The inputs hold from ``load`` to the last chunk: each head register selects its
-            # input of the next chunk (chunk 0 at ``load``) by a counter.
+            # input of the next chunk by a counter register (0 at ``load``: it returns to 0 at
+            # a group's last chunk, so also at a position's final one, and stays there).
             fetch = Signal(range(folds_q), name="fetch_chunk")
-            m.d.comb += fetch.eq(Mux(load | last_chunk, 0, chunk + 1))
+            with m.If(load):
+                m.d.sync += fetch.eq(1 % folds_q)
+            with m.Elif(active):
+                m.d.sync += fetch.eq(Mux((fetch == folds_q - 1) | (step == fold - 1), 0,
+                                         fetch + 1))
             for g in range(spec.groups):
                 head = []
                 for s in range(simd):
