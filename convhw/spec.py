@@ -1180,6 +1180,18 @@ class ConvSpec:
         out_h, out_w = self.out_shape
         return self.beats_per_frame + (self.fold - 1) * out_h * out_w
 
+    @property
+    def window_in_line_buffer(self):
+        """Whether the taps are read from the line buffer's shift register, with no window
+        registers: a folded layer with operands from the held window
+        (:attr:`folded_operands`), a register line buffer (:attr:`line_buffer_registers`) that
+        keeps all ``KH`` kernel rows, every position of a stream row in a column (``stream_width
+        == width``) and no dilation. Every position then writes its column back, so the last
+        ``KW`` words written are the window's columns."""
+        return (self.folded_operands == "window" and self.line_buffer_registers
+                and self.stream_width == self._width and self._dilation == (1, 1)
+                and self._ppc == 1 and not getattr(self, "_separable", None))
+
     #: Line buffers of at most this many columns (beats) are shift registers, not memories.
     REGISTER_LINE_BUFFER_COLUMNS = 4
 

@@ -3,7 +3,8 @@
 - a folded layer with a constant border selects each chunk's operands from the held window
   (``ConvSpec.folded_operands == "window"``), no rotator;
 - a line buffer of at most ``REGISTER_LINE_BUFFER_COLUMNS`` columns is a shift register
-  (``ConvSpec.line_buffer_registers``);
+  (``ConvSpec.line_buffer_registers``), and for such a folded layer whose stream rows are its
+  map's rows it keeps every kernel row and serves as the window (``window_in_line_buffer``);
 - a max pool compares a column's rows as it enters the window, then the window's columns;
 - a folded layer's output queue holds ``ceil((latency + 1) / fold)`` results.
 
@@ -39,6 +40,9 @@ CASES = {
     "folded-grouped-3wide": dict(width=3, height=4, weights=_weights(4, (4, 1, 3, 3)), groups=2,
                                  in_channels=2, padding=((0, 2), (1, 1)), pe=1, simd=2,
                                  shift=3, out_bits=8),
+    # A register line buffer, but output rows longer than the map: a window of registers.
+    "folded-3wide-long-rows": dict(width=3, height=3, weights=_weights(5, (2, 2, 3, 3)),
+                                   padding=((1, 1), (1, 2)), pe=1, simd=3, shift=4, out_bits=8),
     "pool-2x2-stride2-4wide": dict(width=4, height=4, kernel_shape=2, stride=2, in_channels=3,
                                    operation="max-pool"),
     "pool-3x3-stride1-pad1-3wide": dict(width=3, height=5, kernel_shape=3, padding=1,
@@ -79,8 +83,13 @@ def test_forms_chosen_by_the_spec():
     conv2 = ConvSpec(**CASES["folded-4wide-pad1-simd5"])
     assert conv2.folded_operands == "window" and conv2.line_buffer_registers
     assert conv2.output_queue_depth == -(-(conv2.latency + 1) // conv2.fold)
+    assert conv2.window_in_line_buffer
+    assert ConvSpec(**CASES["folded-dense-2x2"]).window_in_line_buffer
+    long_rows = ConvSpec(**CASES["folded-3wide-long-rows"])
+    assert long_rows.line_buffer_registers and not long_rows.window_in_line_buffer
     wide = ConvSpec(**CASES["folded-6wide-stride2"])
     assert wide.folded_operands == "window" and not wide.line_buffer_registers
+    assert not wide.window_in_line_buffer
     assert ConvSpec(width=8, height=8, kernel_shape=3, padding=1, border="replicate",
                     weights=_weights(5, (2, 2, 3, 3)), pe=1, simd=3).folded_operands == "rotator"
     assert ConvSpec(width=8, height=8, weights=_weights(6, (2, 2, 3, 3))).folded_operands is None

@@ -140,9 +140,13 @@ class Conv2d(StreamingCore):
         ]
         span_h = spec.span[0]
         column = [s1_pixel] * kh
+        # ``window_in_line_buffer``: the line buffer keeps every kernel row, and its last
+        # ``KW`` words written are the window.
+        in_buffer = spec.window_in_line_buffer
         if span_h > 1:
             m.submodules.line_buffer = lb = LineBuffer(
-                shape=beat_shape, rows=span_h - 1, width=spec.width // lanes,
+                shape=beat_shape, rows=span_h if in_buffer else span_h - 1,
+                width=spec.width // lanes,
                 stream_width=spec.beat_width, registers=spec.line_buffer_registers)
             m.d.comb += [
                 lb.advance.eq(issue), lb.column.eq(sched.column),
@@ -150,7 +154,7 @@ class Conv2d(StreamingCore):
                 lb.write.eq(s1_valid & s1_in_columns), lb.write_column.eq(s1_column),
                 lb.pixel.eq(s1_pixel),
             ]
-            stored = [lb.rows_out[r] for r in range(span_h - 1)] + [s1_pixel]
+            stored = [lb.rows_out[r] for r in range(in_buffer, len(lb.rows_out))] + [s1_pixel]
             rows = sched.row_border
             if rows is not None and rows.width:
                 # Border rows: each kernel row reads one of the span's rows.
@@ -175,12 +179,18 @@ class Conv2d(StreamingCore):
             return m
         if lanes > 1:
             return self._lanes_datapath(m, output, sched, column, s1, s1_valid, pixel_shape)
-        # With border sources the window exposes every chain column, not only the taps'.
-        m.submodules.window = window = Window(
-            shape=pixel_shape, kernel_shape=(kh, spec.span[1]) if cols else (kh, kw),
-            dilation_x=1 if cols else spec.dilation[1])
-        m.d.comb += window.shift.eq(s1_valid)
-        m.d.comb += [window.column[i].eq(column[i]) for i in range(kh)]
+        if in_buffer:
+            words = lb.words[-kw:]
+            grid = [[pixel_shape(Value.cast(words[col][row])) for col in range(kw)]
+                    for row in range(kh)]
+        else:
+            # With border sources the window exposes every chain column, not only the taps'.
+            m.submodules.window = window = Window(
+                shape=pixel_shape, kernel_shape=(kh, spec.span[1]) if cols else (kh, kw),
+                dilation_x=1 if cols else spec.dilation[1])
+            m.d.comb += window.shift.eq(s1_valid)
+            m.d.comb += [window.column[i].eq(column[i]) for i in range(kh)]
+            grid = window.taps
 
         # S2: the window holds this position's taps; mask the padding and multiply.
         s2 = Signal(control)
@@ -191,7 +201,7 @@ class Conv2d(StreamingCore):
                 return masks.row_mask[row] & masks.col_mask[col]
 
             def tap(row, col, ci):
-                return window.taps[row][col][ci]
+                return grid[row][col][ci]
         else:
             taps = self._border_taps(m, sched, window, pixel_shape)
 

@@ -50,6 +50,9 @@ class LineBuffer(wiring.Component):
     def __init__(self, *, shape, rows, width, stream_width=None, registers=False):
         self._shape, self._rows, self._width = shape, rows, width
         self._registers = registers
+        #: Registers only: the words from the oldest written column to the newest.
+        self.words = [Signal(data.ArrayLayout(shape, rows), name=f"column_{k}")
+                      for k in range(width)] if registers else None
         self._stream_width = width if stream_width is None else stream_width
         super().__init__({
             "advance": In(1),
@@ -68,7 +71,7 @@ class LineBuffer(wiring.Component):
         word = data.ArrayLayout(self._shape, self._rows)
         pixel_bits = Shape.cast(self._shape).width
         if self._registers:
-            chain = [Signal(word, name=f"column_{k}") for k in range(self._width)]
+            chain = self.words
             incoming = Signal(word)
             m.d.comb += incoming.eq(Cat(chain[0].as_value()[pixel_bits:], self.pixel))
             with m.If(self.write):
