@@ -934,10 +934,18 @@ class ConvSpec:
         selector per multiplier over the window's taps, which hold from the load to the last
         chunk (constant border: no position issues in between, and the padding masks are held);
         ``"rotator"``, registers loaded with all the position's inputs that turn by ``simd``
-        (border sources: the tap selects follow the scheduler). ``None`` when not folded."""
+        (border sources: the tap selects follow the scheduler; or more than
+        :attr:`WINDOW_OPERAND_CHUNKS` chunks, whose selector would be the core's critical path:
+        a 72-way one took the 8x1 layer on the UP5K from 62 to 28 MHz). ``None`` when not
+        folded."""
         if not self.folded:
             return None
-        return "rotator" if self.border_sources else "window"
+        if self.border_sources or self.simd_folds > self.WINDOW_OPERAND_CHUNKS:
+            return "rotator"
+        return "window"
+
+    #: Folded layers with at most this many chunks per output select operands from the window.
+    WINDOW_OPERAND_CHUNKS = 16
 
     @property
     def multipliers(self):
