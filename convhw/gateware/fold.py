@@ -2,7 +2,8 @@
 
 Contract: in the cycle ``load`` is high (``s2.emit``, a position that completes an output),
 ``value(n, group)`` holds input ``n`` of that group's output values (PyTorch order
-``(ci*KH + row)*KW + col``, taps already masked to zero in padding). The datapath then takes
+``(ci*KH + row)*KW + col``, taps already masked in padding, except ``held``: there the engine
+masks them). The datapath then takes
 ``spec.fold`` cycles (``P = ceil(Cout/pe)`` channel groups, each over ``Q = ceil(N/simd)`` input
 chunks), and ``spec.FOLD_STAGES + spec.fold - 1 + spec.tree_depth`` cycles after ``load`` every
 output channel's accumulator stands in :attr:`accumulators`, for one cycle marked by ``done``.
@@ -11,7 +12,7 @@ A new ``load`` may come ``spec.fold`` cycles after the previous one (the issue g
 Operands
     ``held`` (``spec.folded_operands == "window"``): ``value`` holds from ``load`` to the last
     chunk, and ``simd`` head registers per group take the next chunk's inputs from it each cycle,
-    selected by a chunk counter. Otherwise one rotator per group holds the position's ``N``
+    selected by a one-hot chunk register, masked by flags registered a cycle ahead. Otherwise one rotator per group holds the position's ``N``
     inputs (zero-padded to ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd``
     registers are always the current chunk. A lane whose channel changes group from one channel
     group to the next selects among the groups' heads by the channel group.
@@ -26,6 +27,9 @@ Pipeline
     heads (or rotators) -> multiplier input registers -> products -> SIMD adder tree ->
     accumulators -> collector (every channel's total) -> ``accumulators``.
 """
+
+import operator
+from functools import reduce
 
 from amaranth import *
 from amaranth.lib import memory
@@ -66,7 +70,11 @@ class FoldedDatapath:
         not accumulators.
     held : bool
         ``value`` holds from ``load`` to the last chunk: head registers select each chunk from
-        it (no rotator).
+        it (no rotator). ``value`` is then the unmasked input, and ``inside`` its mask.
+    inside : callable, optional
+        ``held``: ``inside(n, first)``, whether input ``n`` is inside the image (else the
+        border value replaces it): in the ``prefetch`` cycle when ``first``, else from
+        ``load`` to the cycle before the last chunk.
 
     Attributes
     ----------
@@ -81,7 +89,7 @@ class FoldedDatapath:
     """
 
     def __init__(self, m, spec, value, load, prefetch, swap=None, coef=None, finish=None,
-                 finish_stages=0, held=False):
+                 finish_stages=0, held=False, inside=None):
         self._m, self._spec = m, spec
         pe, simd = spec.pe, spec.simd
         folds_p, folds_q, fold = spec.pe_folds, spec.simd_folds, spec.fold
@@ -106,29 +114,7 @@ class FoldedDatapath:
         heads = []
         element = signed(spec.in_bits) if spec.in_signed else unsigned(spec.in_bits)
         if held:
-            # The inputs hold from ``load`` to the last chunk: each head register selects its
-            # input of the next chunk by a counter register (0 at ``load``: it returns to 0 at
-            # a group's last chunk, so also at a position's final one, and stays there).
-            fetch = Signal(range(folds_q), name="fetch_chunk")
-            with m.If(load):
-                m.d.sync += fetch.eq(1 % folds_q)
-            with m.Elif(active):
-                m.d.sync += fetch.eq(Mux((fetch == folds_q - 1) | (step == fold - 1), 0,
-                                         fetch + 1))
-            for g in range(spec.groups):
-                head = []
-                for s in range(simd):
-                    options = [value(q * simd + s, g) if q * simd + s < inputs else 0
-                               for q in range(folds_q)]
-                    reg = Signal(element, name=f"head_{g}_{s}")
-                    if folds_q == 1:
-                        picked = options[0]
-                    else:
-                        picked = Array(options)[fetch]
-                    with m.If(load | active):
-                        m.d.sync += reg.eq(picked)
-                    head.append(reg)
-                heads.append(head)
+            heads = self._held_heads(value, inside, prefetch, element)
         else:
             # Rotators: one per group, loaded with the position's inputs, turning by ``simd``.
             for g in range(spec.groups):
@@ -203,6 +189,53 @@ class FoldedDatapath:
         self.final = active & (step == fold - 1)
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
+
+    def _held_heads(self, value, inside, prefetch, element):
+        """Per group, ``simd`` head registers that take the next chunk from the held inputs.
+
+        A one-hot chunk select (set to chunk 0 by ``prefetch``, then turning every cycle: what
+        the heads take outside a position's chunks is never used) picks each head's input by
+        an AND-OR, and a per-lane flag registered a cycle ahead, from the masks alone, puts
+        the border value in padding: the masks and the select's decoding are not in series
+        with the selector (the held masks through a 15-way one were the UP5K critical path).
+        """
+        m, spec = self._m, self._spec
+        simd, folds_q, inputs = spec.simd, spec.simd_folds, spec.inputs_per_output
+        chunks = [[q for q in range(folds_q) if q * simd + s < inputs] for s in range(simd)]
+        if folds_q == 1:
+            select = [C(1)]
+            upcoming = select
+        else:
+            select = Signal(folds_q, name="operand_chunk")
+            m.d.sync += select.eq(Mux(prefetch, 1, select.rotate_left(1)))
+            upcoming = select.rotate_left(1)        # the chunk the heads take next cycle
+        border = spec.border_value
+        keep, fill = [], []
+        for s in range(simd):
+            # Input inside the image (else padding: the border value), and, where the lane
+            # has chunks past the inputs, a real input (else 0: its weight is 0 too).
+            inside_next = [upcoming[q] & inside(q * simd + s, False) for q in chunks[s]]
+            flag = Signal(name=f"head_inside_{s}")
+            first = inside(s, True) if chunks[s] and chunks[s][0] == 0 else C(0)
+            m.d.sync += flag.eq(Mux(prefetch, first, _any(inside_next)))
+            keep.append(flag)
+            if border == 0 or len(chunks[s]) == folds_q:
+                fill.append(C(1))
+            else:
+                real = Signal(name=f"head_real_{s}")
+                m.d.sync += real.eq(Mux(prefetch, bool(chunks[s]) and chunks[s][0] == 0,
+                                        _any([upcoming[q] for q in chunks[s]])))
+                fill.append(real)
+        heads = []
+        for g in range(spec.groups):
+            head = []
+            for s in range(simd):
+                picked = _any([Mux(select[q], value(q * simd + s, g), 0) for q in chunks[s]])
+                reg = Signal(element, name=f"head_{g}_{s}")
+                m.d.sync += reg.eq(Mux(keep[s], picked, Mux(fill[s], border, 0)))
+                head.append(reg)
+            heads.append(head)
+        return heads
 
     def _weight_memory(self, prefetch, swap, coef):
         """The weight word of the chunk at the rotators' heads, in a register.
@@ -280,6 +313,11 @@ class FoldedDatapath:
                 bits |= (weight & ((1 << spec.coeff_bits) - 1)) << ((k * spec.simd + s)
                                                                     * spec.coeff_bits)
         return bits
+
+
+def _any(values):
+    """The OR of ``values`` (0 when none)."""
+    return reduce(operator.or_, values) if values else C(0)
 
 
 class _Word:
