@@ -454,17 +454,17 @@ class Conv2d(StreamingCore):
             m.d.sync += markers.eq(s2)
         # With a constant border the window's taps hold from the load to the last chunk (no
         # position issues in between): the engine selects each chunk's operands from them and
-        # masks them itself (``FoldedDatapath`` ``held``), with the masks in ``s1`` the cycle
-        # before the load, then kept in a register until the next position's are in ``s1``.
+        # masks them itself (``FoldedDatapath`` ``held``), with the masks kept in a register
+        # from the cycle after they were in ``s1`` (the load) until the next position's are.
         held = spec.folded_operands == "window"
         kept = Signal.like(s1, name="fold_masks")
         if held:
             with m.If(s1.emit):
                 m.d.sync += kept.eq(s1)
 
-        def held_inside(n, first):
+        def held_inside(n):
             row, col = divmod(n % (kh * kw), kw)
-            return inside(row, col, s1 if first else kept)
+            return inside(row, col, kept)
 
         def value(n, group):
             ci, index = divmod(n, kh * kw)

@@ -12,7 +12,7 @@ A new ``load`` may come ``spec.fold`` cycles after the previous one (the issue g
 Operands
     ``held`` (``spec.folded_operands == "window"``): ``value`` holds from ``load`` to the last
     chunk, and ``simd`` head registers per group take the next chunk's inputs from it each cycle,
-    selected by a one-hot chunk register, masked by flags registered a cycle ahead. Otherwise one rotator per group holds the position's ``N``
+    selected in two registered levels by a one-hot chunk register and masked in the second. Otherwise one rotator per group holds the position's ``N``
     inputs (zero-padded to ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd``
     registers are always the current chunk. A lane whose channel changes group from one channel
     group to the next selects among the groups' heads by the channel group.
@@ -40,6 +40,10 @@ from .adder_tree import Term, adder_tree
 from .delay import delay
 
 __all__ = ["FoldedDatapath"]
+
+
+#: ``held``: chunks per register of the first level of a head's selector.
+HELD_PART_CHUNKS = 8
 
 
 class FoldedDatapath:
@@ -72,9 +76,8 @@ class FoldedDatapath:
         ``value`` holds from ``load`` to the last chunk: head registers select each chunk from
         it (no rotator). ``value`` is then the unmasked input, and ``inside`` its mask.
     inside : callable, optional
-        ``held``: ``inside(n, first)``, whether input ``n`` is inside the image (else the
-        border value replaces it): in the ``prefetch`` cycle when ``first``, else from
-        ``load`` to the cycle before the last chunk.
+        ``held``: ``inside(n)``, whether input ``n`` is inside the image (else the border
+        value replaces it), from ``load`` to the last chunk.
 
     Attributes
     ----------
@@ -191,50 +194,47 @@ class FoldedDatapath:
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
 
     def _held_heads(self, value, inside, prefetch, element):
-        """Per group, ``simd`` head registers that take the next chunk from the held inputs.
+        """Per group, ``simd`` heads that take the next chunk from the held inputs.
 
-        A one-hot chunk select (set to chunk 0 by ``prefetch``, then turning every cycle: what
-        the heads take outside a position's chunks is never used) picks each head's input by
-        an AND-OR, and a per-lane flag registered a cycle ahead, from the masks alone, puts
-        the border value in padding: the masks and the select's decoding are not in series
-        with the selector (the held masks through a 15-way one were the UP5K critical path).
+        A one-hot chunk select (chunk 0 after ``prefetch``, then turning every cycle: what the
+        heads take outside a position's chunks is never used) picks each input by an AND-OR in
+        two levels: registers hold the OR over parts of at most :data:`HELD_PART_CHUNKS`
+        chunks, and a head is their OR, masked by flags registered from the select and the
+        masks alone, in front of the multiplier input registers. Neither the masks nor the
+        select's fan-out are in series with the whole selector (the held masks through a
+        15-way one were the UP5K critical path).
         """
         m, spec = self._m, self._spec
         simd, folds_q, inputs = spec.simd, spec.simd_folds, spec.inputs_per_output
-        chunks = [[q for q in range(folds_q) if q * simd + s < inputs] for s in range(simd)]
         if folds_q == 1:
             select = [C(1)]
-            upcoming = select
         else:
             select = Signal(folds_q, name="operand_chunk")
             m.d.sync += select.eq(Mux(prefetch, 1, select.rotate_left(1)))
-            upcoming = select.rotate_left(1)        # the chunk the heads take next cycle
+        parts = -(-folds_q // HELD_PART_CHUNKS)
         border = spec.border_value
-        keep, fill = [], []
+        heads = [[] for _ in range(spec.groups)]
         for s in range(simd):
-            # Input inside the image (else padding: the border value), and, where the lane
-            # has chunks past the inputs, a real input (else 0: its weight is 0 too).
-            inside_next = [upcoming[q] & inside(q * simd + s, False) for q in chunks[s]]
-            flag = Signal(name=f"head_inside_{s}")
-            first = inside(s, True) if chunks[s] and chunks[s][0] == 0 else C(0)
-            m.d.sync += flag.eq(Mux(prefetch, first, _any(inside_next)))
-            keep.append(flag)
-            if border == 0 or len(chunks[s]) == folds_q:
-                fill.append(C(1))
-            else:
-                real = Signal(name=f"head_real_{s}")
-                m.d.sync += real.eq(Mux(prefetch, bool(chunks[s]) and chunks[s][0] == 0,
-                                        _any([upcoming[q] for q in chunks[s]])))
-                fill.append(real)
-        heads = []
-        for g in range(spec.groups):
-            head = []
-            for s in range(simd):
-                picked = _any([Mux(select[q], value(q * simd + s, g), 0) for q in chunks[s]])
-                reg = Signal(element, name=f"head_{g}_{s}")
-                m.d.sync += reg.eq(Mux(keep[s], picked, Mux(fill[s], border, 0)))
-                head.append(reg)
-            heads.append(head)
+            chunks = [q for q in range(folds_q) if q * simd + s < inputs]
+            # The input is inside the image (else padding: the border value), and, where the
+            # lane has chunks past the inputs, a real one (else 0: its weight is 0 too).
+            keep = Signal(name=f"head_inside_{s}")
+            m.d.sync += keep.eq(_any([select[q] & inside(q * simd + s) for q in chunks]))
+            fill = C(1)
+            if border != 0 and len(chunks) < folds_q:
+                fill = Signal(name=f"head_real_{s}")
+                m.d.sync += fill.eq(_any([select[q] for q in chunks]))
+            for g in range(spec.groups):
+                ors = []
+                for k in range(parts):
+                    part = [q for q in chunks if q * parts // folds_q == k]
+                    reg = Signal(element, name=f"head_{g}_{s}_part{k}")
+                    m.d.sync += reg.eq(_any([Mux(select[q], value(q * simd + s, g), 0)
+                                             for q in part]))
+                    ors.append(reg)
+                head = Signal(element, name=f"head_{g}_{s}")
+                m.d.comb += head.eq(Mux(keep, _any(ors), Mux(fill, border, 0)))
+                heads[g].append(head)
         return heads
 
     def _weight_memory(self, prefetch, swap, coef):
