@@ -457,8 +457,8 @@ class Conv2d(StreamingCore):
         # masks them itself (``FoldedDatapath`` ``held``), with the masks kept in a register
         # from the cycle after they were in ``s1`` (the load) until the next position's are.
         held = spec.folded_operands == "window"
-        kept = Signal.like(s1, name="fold_masks")
         if held:
+            kept = Signal.like(s1, name="fold_masks")
             with m.If(s1.emit):
                 m.d.sync += kept.eq(s1)
 

@@ -3,19 +3,20 @@
 Contract: in the cycle ``load`` is high (``s2.emit``, a position that completes an output),
 ``value(n, group)`` holds input ``n`` of that group's output values (PyTorch order
 ``(ci*KH + row)*KW + col``, taps already masked in padding, except ``held``: there the engine
-masks them). The datapath then takes
-``spec.fold`` cycles (``P = ceil(Cout/pe)`` channel groups, each over ``Q = ceil(N/simd)`` input
-chunks), and ``spec.FOLD_STAGES + spec.fold - 1 + spec.tree_depth`` cycles after ``load`` every
-output channel's accumulator stands in :attr:`accumulators`, for one cycle marked by ``done``.
+masks them). The datapath then takes ``spec.fold`` cycles (``P = ceil(Cout/pe)`` channel groups,
+each over ``Q = ceil(N/simd)`` input chunks), and ``spec.FOLD_STAGES + spec.fold - 1 +
+spec.tree_depth`` cycles after ``load`` every output channel's accumulator stands in
+:attr:`accumulators`, for one cycle marked by ``done``.
 A new ``load`` may come ``spec.fold`` cycles after the previous one (the issue gate sees to it).
 
 Operands
     ``held`` (``spec.folded_operands == "window"``): ``value`` holds from ``load`` to the last
     chunk, and ``simd`` head registers per group take the next chunk's inputs from it each cycle,
-    selected in two registered levels by a one-hot chunk register and masked in the second. Otherwise one rotator per group holds the position's ``N``
-    inputs (zero-padded to ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd``
-    registers are always the current chunk. A lane whose channel changes group from one channel
-    group to the next selects among the groups' heads by the channel group.
+    selected in two registered levels by a one-hot chunk register, and masked in the second.
+    Otherwise one rotator per group holds the position's ``N`` inputs (zero-padded to
+    ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd`` registers are always the
+    current chunk. A lane whose channel changes group from one channel group to the next
+    selects among the groups' heads by the channel group.
 
 Weights
     One block RAM word per cycle: word ``p*Q + q`` holds the ``pe*simd`` weights of channel group
