@@ -34,25 +34,78 @@ def _check(spec, stall=0.0, seed=0, frames=2):
     return result
 
 
-@pytest.mark.parametrize("pe, simd, radix", [(1, 1, 1), (3, 2, 2), (2, 3, 3), (4, 4, 4)])
-def test_serial_stage_choice_and_exact_results(pe, simd, radix):
-    # 24-bit scales: the fewest bits per cycle that finish in simd_folds - 1 cycles.
-    spec = _layer(pe * 10 + simd, 4, 3, 3, scale_bits=24, pe=pe, simd=simd, shift=33)
+def _layer_with_radix(radix, *, scale_bits, seed=0, **changes):
+    """A layer (3x3 kernel) whose serial stage takes ``radix`` scale bits per cycle."""
+    cins = [changes["weights"].shape[1]] if "weights" in changes else range(1, 9)
+    for cin in cins:
+        for simd in range(1, 9 * cin + 1):
+            spec = _layer(seed, 4, cin, 3, scale_bits=scale_bits, pe=2, simd=simd, **changes)
+            if spec.serial_output_stage is not None and spec.serial_output_stage[0] == radix:
+                return spec
+    pytest.skip(f"no layer takes {radix} bits per cycle")
+
+
+@pytest.mark.parametrize("radix", range(1, 9))
+def test_serial_stage_choice_and_exact_results(radix):
+    # 30-bit scales (31 bits Booth recoded): every radix is the fewest bits per cycle that
+    # finish in simd_folds - 1 cycles for some folding.
+    spec = _layer_with_radix(radix, scale_bits=30, seed=radix, shift=41)
     serial = spec.serial_output_stage
-    assert serial == (radix, -(-24 // radix))
+    assert serial == (radix, -(-31 // radix))   # Booth: one bit more than the scale
     assert serial[1] + 1 <= spec.simd_folds
-    assert spec.back_stages == spec.output_stage.stages + 3 + serial[1]
+    assert radix == 1 or -(-31 // (radix - 1)) + 1 > spec.simd_folds
+    assert spec.serial_tree_levels == {1: 0, 2: 0, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}[radix]
+    assert spec.back_stages == (spec.output_stage.stages + 2 + spec.serial_tree_levels
+                                + serial[1])
     scales, shift = spec.serial_scales
     assert shift == max(spec.output_stage.shift)
     for c in range(spec.out_channels):
         assert scales[c] == spec.output_stage.scale[c] << (shift - spec.output_stage.shift[c])
     result = _check(spec)
-    unequal = _layer(pe * 10 + simd, 4, 3, 3, scale_bits=22, pe=pe, simd=simd)
-    assert unequal.serial_output_stage is not None and len(set(unequal.output_stage.shift)) > 1
-    _check(unequal, seed=1)
     one = simulate(Conv2d(spec), [np.zeros(spec.input_shape, dtype=int)])
     assert one.cycles == spec.cycles_per_frame
     assert result.cycles == spec.cycles_per_frame + spec.frame_interval
+
+
+@pytest.mark.parametrize("radix", [1, 2, 3, 4, 5, 6, 8])   # 29 bits: 7 takes 5 digits, as 6
+def test_serial_stage_28_bit_aligned_scales_under_stalls(radix):
+    # 22-bit scales, shifts 6 apart: aligned to 28 bits; signed inputs (negative sums), the
+    # clamp reached at both ends, frames back to back with stalls on both sides.
+    spec = _layer_with_radix(radix, scale_bits=22, seed=radix + 10, in_signed=True,
+                             shift=[33, 28, 31, 27], bias=[-2000, 2500, 0, 900])
+    assert max(v.bit_length() for v in spec.serial_scales[0]) == 28
+    result = _check(spec, stall=0.3, seed=radix, frames=3)
+    values = np.concatenate([np.ravel(f) for f in result.frames])
+    assert values.min() == -100 and values.max() == 127 and len(set(values)) > 20
+
+
+def _extreme_layer(radix, rounding):
+    """Weights of one sign per channel, so that constant images reach the accumulators'
+    extremes."""
+    weights = np.empty((4, 7, 3, 3), dtype=int)   # 63 inputs: every radix
+    weights[0], weights[1], weights[2], weights[3] = -128, 127, -128, 127
+    scales = [(1 << 30) - 1, (1 << 29) + 1, int("10" * 15, 2) + 1, int("110" * 10, 2) + 1]
+    return _layer_with_radix(radix, scale_bits=30, seed=radix, weights=weights, bias=[0, 0, 0, 0],
+                             scale=scales, shift=[42, 42, 42, 42], clamp=None, out_bits=12,
+                             in_signed=True, rounding=rounding, padding=0)
+
+
+@pytest.mark.parametrize("radix", range(1, 9))
+@pytest.mark.parametrize("rounding", ["half-up", "half-even"])
+def test_serial_stage_at_the_accumulators_extremes(radix, rounding):
+    spec = _extreme_layer(radix, rounding)
+    lo, hi = spec.pixel_range
+    images = [np.full(spec.input_shape, v) for v in (lo, hi, lo, 0, hi)]
+    result = simulate(Conv2d(spec), images, in_stall=0.2, out_stall=0.2, seed=radix)
+    assert not result.errors, result.errors[:3]
+    for image, got in zip(images, result.frames):
+        expected = run_spec(spec, image)
+        assert describe_mismatch(got, expected) is None, describe_mismatch(got, expected)
+    # The products really are the extremes: the largest scale times each end of the range.
+    acc_lo, acc_hi = spec.acc_ranges[0]
+    assert spec.serial_output_stage[0] == radix
+    assert run_spec(spec, images[0])[0, 0, 0] == round((acc_hi * ((1 << 30) - 1)) / 2**42)
+    assert run_spec(spec, images[1])[0, 0, 0] == round((acc_lo * ((1 << 30) - 1)) / 2**42)
 
 
 def test_serial_stage_under_stalls():
@@ -62,7 +115,7 @@ def test_serial_stage_under_stalls():
 
 
 def test_no_serial_stage_where_it_does_not_fit_or_is_not_needed():
-    # simd_folds 2: no radix of at most 4 bits finishes 24-bit scales in time.
+    # simd_folds 2: no radix of at most 8 bits finishes 24-bit scales in time.
     assert _layer(1, 4, 3, 3, scale_bits=24, pe=2, simd=14).serial_output_stage is None
     # Unfolded, or shift only: the parallel output stages.
     assert _layer(1, 4, 3, 3, scale_bits=24, pe=4, simd=27).serial_output_stage is None
