@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from amaranth import Module, Signal, signed
+from amaranth.sim import Simulator
+
 from convhw import Conv2d, ConvSpec
+from convhw.bits import signed_bits
+from convhw.gateware.adder_tree import Term
+from convhw.gateware.requantize import serial_requantize
 from convhw.golden import run_spec
 from convhw.harness import describe_mismatch, simulate
 
@@ -79,12 +85,95 @@ def test_serial_stage_28_bit_aligned_scales_under_stalls(radix):
     assert values.min() == -100 and values.max() == 127 and len(set(values)) > 20
 
 
+def _drive_lane(spec, lane, gaps, seed):
+    """Start the lane's serial stage once per gap (cycles), with random and extreme
+    accumulators and channels; every result must be the golden one, ``back_stages`` later."""
+    rng = np.random.default_rng(seed)
+    stage = spec.output_stage
+    channels = list(range(lane, spec.out_channels, spec.pe))
+    lo = min(spec.acc_ranges[c][0] for c in channels)
+    hi = max(spec.acc_ranges[c][1] for c in channels)
+    out_lo = min(stage.out_ranges[c][0] for c in channels)
+    out_hi = max(stage.out_ranges[c][1] for c in channels)
+    acc = Signal(signed(signed_bits(lo, hi)))
+    select, start = Signal(range(len(channels) + 1)), Signal()
+    m = Module()
+    result = serial_requantize(m, Term(acc, lo, hi), spec, channels, select=select, start=start)
+    inputs = []      # (accumulator, channel index): each channel's extremes, then random
+    for n in range(len(gaps)):
+        index = n % len(channels) if n < 6 * len(channels) else int(rng.integers(len(channels)))
+        c_lo, c_hi = spec.acc_ranges[channels[index]]
+        special = [c_lo, c_hi, 0, -1, c_lo + 1, c_hi - 1]
+        pick = n // len(channels)
+        inputs.append((special[pick] if n < 6 * len(channels) else
+                       int(rng.integers(c_lo, c_hi + 1)), index))
+    expected, got = {}, {}
+
+    async def bench(ctx):
+        cycle = 0
+        for (value, index), gap in zip(inputs, gaps):
+            c = channels[index]
+            expected[cycle + spec.back_stages] = min(max(
+                stage.round(c, value + stage.bias[c]), out_lo), out_hi)
+            for step in range(gap):
+                ctx.set(acc, value if step == 0 else int(rng.integers(lo, hi + 1)))
+                ctx.set(select, index if step == 0 else int(rng.integers(len(channels))))
+                ctx.set(start, step == 0)
+                got[cycle] = ctx.get(result)
+                await ctx.tick()
+                cycle += 1
+        for _ in range(spec.back_stages + 1):
+            got[cycle] = ctx.get(result)
+            await ctx.tick()
+            cycle += 1
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for cycle, value in expected.items():
+        assert got[cycle] == value, (cycle, got[cycle], value)
+    return expected
+
+
+@pytest.mark.parametrize("radix", range(1, 9))
+@pytest.mark.parametrize("shifts, rounding", [((3, 0, 1, 2), "half-even"), ((3, 0, 1, 2), "half-up"),
+                                              ((0, 0, 0, 0), "half-up"), ((9, 7, 8, 6), "half-even")])
+def test_serial_stage_every_product_bit(radix, shifts, rounding):
+    # Small shifts and an output as wide as the rounded value: every bit of the product
+    # shows (the scales are aligned to 30 bits; 31 Booth recoded). Starts come
+    # back to back (digits + 1 cycles apart) and further apart.
+    spec = _layer_with_radix(radix, scale_bits=30 - max(shifts) + min(shifts), seed=radix,
+                             shift=list(shifts),
+                             rounding=rounding, clamp=None, out_bits=None, in_signed=True)
+    digits = spec.serial_output_stage[1]
+    gaps = [digits + 1] * 30 + [digits + 2, digits + 5, digits + 1, digits + 1]
+    for lane in range(spec.pe):
+        expected = _drive_lane(spec, lane, gaps, seed=radix + lane)
+        assert len(set(expected.values())) > 10
+
+
+@pytest.mark.parametrize("radix", [1, 4, 8])
+def test_serial_stage_saturates_at_both_ends(radix):
+    spec = _layer_with_radix(radix, scale_bits=27, seed=radix, shift=[36, 34, 35, 33],
+                             clamp=(-100, 90), in_signed=True)
+    assert spec.output_stage.saturates
+    values = set()
+    for lane in range(spec.pe):
+        gaps = [spec.serial_output_stage[1] + 1] * 60
+        values |= set(_drive_lane(spec, lane, gaps, seed=radix + lane).values())
+    assert -100 in values and 90 in values and len(values) > 5
+
+
 def _extreme_layer(radix, rounding):
     """Weights of one sign per channel, so that constant images reach the accumulators'
     extremes."""
     weights = np.empty((4, 7, 3, 3), dtype=int)   # 63 inputs: every radix
     weights[0], weights[1], weights[2], weights[3] = -128, 127, -128, 127
-    scales = [(1 << 30) - 1, (1 << 29) + 1, int("10" * 15, 2) + 1, int("110" * 10, 2) + 1]
+    # The largest scale, then scales whose low digits reach -2**(r*k-1) for every radix r
+    # (the high part of the product at its extremes).
+    scales = [(1 << 30) - 1, (1 << 29) + (1 << 23) + 1, (1 << 29) + (1 << 24) + 1,
+              (1 << 29) + (1 << 27) + 1]
     return _layer_with_radix(radix, scale_bits=30, seed=radix, weights=weights, bias=[0, 0, 0, 0],
                              scale=scales, shift=[42, 42, 42, 42], clamp=None, out_bits=12,
                              in_signed=True, rounding=rounding, padding=0)

@@ -203,8 +203,10 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     clear = delay(m, start, 1 + level, f"serial_clear{name}")
     first = Signal(name=f"serial_first{name}")
     m.d.sync += first.eq(clear)
-    magnitude = max(-a_lo, a_hi)       # |a * (the scale's low digits)| < |a| * 2**(r * digit)
-    high = Signal(signed(signed_bits(-magnitude, magnitude)), name=f"serial_high{name}")
+    # After k digits the product of ``a`` and the digits so far, whose value lies in
+    # ``[-2**(r*k-1), 2**(r*k-1))``, so the high part is at most half of ``|a|``.
+    half_a = max(-a_lo, a_hi) // 2
+    high = Signal(signed(signed_bits(-half_a - 1, half_a)), name=f"serial_high{name}")
     partial = high + digit_sum + digit_neg
     with m.If(clear):
         m.d.sync += high.eq(0)
