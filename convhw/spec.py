@@ -1103,10 +1103,11 @@ class ConvSpec:
         instead of an output stage with a constant multiplier per channel (or per lane), each
         lane multiplies ``acc + bias`` by its channel's scale ``radix_bits`` scale bits per
         cycle, over ``digits`` cycles, with shift-adds in logic: no DSP block, and one stage
-        per lane whatever the channels' scales. The scale is Booth recoded (digits -2 .. 2 on
-        bit pairs), so it takes one bit more than its width: ``digits = ceil((bits + 1) /
-        radix_bits)``. Used for folded convolutions whose channels scale (some ``scale !=
-        1``, all positive) when ``digits + 1 <= simd_folds`` for the smallest radix of
+        per lane whatever the channels' scales. With more than one bit per cycle the scale is
+        Booth recoded (digits -2 .. 2 on bit pairs), so it takes one bit more than its width:
+        ``digits = ceil((bits + 1) / radix_bits)`` (``bits`` with one bit per cycle). Used for
+        folded convolutions whose channels scale (some ``scale != 1``, all positive) when
+        ``digits + 1 <= simd_folds`` for the smallest radix of
         :data:`SERIAL_RADIX_BITS` that allows it; the scales are aligned to the largest
         shift (:attr:`serial_scales`).
         """
@@ -1115,9 +1116,9 @@ class ConvSpec:
         scales = self._stage.scale
         if all(v == 1 for v in scales) or any(v <= 0 for v in scales):
             return None
-        bits = max(v.bit_length() for v in self.serial_scales[0]) + 1
+        bits = max(v.bit_length() for v in self.serial_scales[0])
         for radix_bits in self.SERIAL_RADIX_BITS:
-            digits = -(-bits // radix_bits)
+            digits = -(-(bits + (radix_bits > 1)) // radix_bits)
             if digits + 1 <= self.simd_folds:
                 return radix_bits, digits
         return None

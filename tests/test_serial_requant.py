@@ -57,9 +57,10 @@ def test_serial_stage_choice_and_exact_results(radix):
     # finish in simd_folds - 1 cycles for some folding.
     spec = _layer_with_radix(radix, scale_bits=30, seed=radix, shift=41)
     serial = spec.serial_output_stage
-    assert serial == (radix, -(-31 // radix))   # Booth: one bit more than the scale
+    digits = {1: 30, 2: 16, 3: 11, 4: 8, 5: 7, 6: 6, 7: 5, 8: 4}   # Booth from 2: 31 bits
+    assert serial == (radix, digits[radix])
     assert serial[1] + 1 <= spec.simd_folds
-    assert radix == 1 or -(-31 // (radix - 1)) + 1 > spec.simd_folds
+    assert radix == 1 or digits[radix - 1] + 1 > spec.simd_folds
     assert spec.serial_tree_levels == {1: 0, 2: 0, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}[radix]
     assert spec.back_stages == (spec.output_stage.stages + 2 + spec.serial_tree_levels
                                 + serial[1])

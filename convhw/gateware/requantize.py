@@ -117,7 +117,8 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     cycle ``start`` is high; the result is valid ``spec.back_stages`` cycles later. Cycle by
     cycle: ``a = total + bias`` and the channel's aligned scale are registered; then for
     ``digits`` cycles the next ``r`` scale bits, least significant first, make Booth digits
-    (-2 .. 2, one per bit pair, a last single bit -1 .. 1), and each digit a registered row
+    (-2 .. 2, one per bit pair, a last single bit -1 .. 1; with ``r == 1`` the bit itself),
+    and each digit a registered row
     ``0``, ``a``, ``2a`` or their complement (one logic cell per bit: a multiplexer and an
     exclusive or in front of a flip-flop that resets to 0); a registered tree of
     ``spec.serial_tree_levels`` adders sums a cycle's rows, the complements' missing ones
@@ -141,11 +142,13 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     bias = biases[0] if len(set(biases)) == 1 else \
         Array(C(b, signed(signed_bits(min(biases), max(biases)))) for b in biases)[select]
     # The scale, aligned to whole digits, a zero below it (the first Booth digit's lower
-    # neighbour); each cycle its lowest r + 1 bits make the cycle's digits.
+    # neighbour); each cycle its lowest r + 1 bits make the cycle's digits. One bit per
+    # cycle is a plain binary digit (0 or 1: no complement, no neighbour).
     width = radix_bits * digits
-    scale_reg = Signal(width + 1, name=f"serial_scale{name}")
-    chosen = C(scales[0] << 1, width + 1) if len(set(scales)) == 1 else \
-        Array(C(v << 1, width + 1) for v in scales)[select]
+    booth = int(radix_bits > 1)
+    scale_reg = Signal(width + booth, name=f"serial_scale{name}")
+    chosen = C(scales[0] << booth, len(scale_reg)) if len(set(scales)) == 1 else \
+        Array(C(v << booth, len(scale_reg)) for v in scales)[select]
     with m.If(start):
         m.d.sync += [a.eq(acc + bias), scale_reg.eq(chosen)]
     with m.Else():
@@ -157,7 +160,10 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
         size = min(2, radix_bits - offset)
         bits = scale_reg[offset:offset + size + 1]      # lower neighbour first
         negative = bits[size]
-        if size == 2:
+        if not booth:
+            zero, negative = ~scale_reg[0], C(0, 1)
+            magnitude, top = a, max(-a_lo, a_hi)
+        elif size == 2:
             zero = (bits == 0b000) | (bits == 0b111)
             magnitude = Mux((bits == 0b011) | (bits == 0b100), a << 1, a)
             top = 2 * max(-a_lo, a_hi)
@@ -188,7 +194,8 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
             else:
                 high_value, (high_lo, high_hi), high_offset, high_neg = nodes[index + 1]
                 gap = high_offset - low_offset
-                value = low_value + Cat(high_neg.replicate(gap), high_value).as_signed() + high_neg
+                value = _add_with_carry(low_value, Cat(high_neg.replicate(gap), high_value),
+                                        high_neg)
                 lo, hi = low_lo + (high_lo << gap), low_hi + (high_hi << gap) + (1 << gap)
             summed = Signal(signed(signed_bits(lo, hi)), name=f"serial_sum{level}_{index}{name}")
             neg = Signal(name=f"serial_sum{level}_{index}_neg{name}")
@@ -204,10 +211,11 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     first = Signal(name=f"serial_first{name}")
     m.d.sync += first.eq(clear)
     # After k digits the product of ``a`` and the digits so far, whose value lies in
-    # ``[-2**(r*k-1), 2**(r*k-1))``, so the high part is at most half of ``|a|``.
-    half_a = max(-a_lo, a_hi) // 2
-    high = Signal(signed(signed_bits(-half_a - 1, half_a)), name=f"serial_high{name}")
-    partial = high + digit_sum + digit_neg
+    # ``[-2**(r*k-1), 2**(r*k-1))`` (Booth; binary: ``[0, 2**k)``), so the high part is
+    # at most half of ``|a|`` (binary: ``|a|``).
+    bound = max(-a_lo, a_hi) >> booth
+    high = Signal(signed(signed_bits(-bound - 1, bound)), name=f"serial_high{name}")
+    partial = _add_with_carry(high, digit_sum, digit_neg)
     with m.If(clear):
         m.d.sync += high.eq(0)
     with m.Else():
@@ -235,6 +243,13 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
             decided = half
         kept = top >> (at + 1)
     return _round_dropped_bits(m, stage, channels, kept, decided, name)
+
+
+def _add_with_carry(x, y, carry):
+    """``x + y + carry`` (signed ``x``, ``y``) as one adder whose carry-in is ``carry``: the
+    carry enters as a low bit of both operands (a sum of three operands would be mapped
+    with a full-adder layer in front of the adder)."""
+    return (Cat(carry, x).as_signed() + Cat(carry, y).as_signed()) >> 1
 
 
 def _round_dropped_bits(m, stage, channels, kept_value, decided, name):
