@@ -1214,7 +1214,13 @@ class ConvSpec:
     def output_queue_depth(self):
         """Results the output FIFO holds: every result that can be in flight (a
         result is in flight from its issue to its pop, ``latency + 1`` cycles at the least;
-        positions that complete outputs issue ``fold`` cycles apart at the most often)."""
+        positions that complete outputs issue ``fold`` cycles apart at the most often).
+
+        A running max pool fills its queue's memory, whose rows are a power of two: the same
+        memory, and results of its next frame held while the layer after it waits (in a chain
+        the layer before it, which may be the bottleneck, then waits less)."""
+        if self._pool_form == "running":
+            return 1 << max(1, self.latency.bit_length())
         return -(-(self.latency + 1) // self.fold)
 
     @property

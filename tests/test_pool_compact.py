@@ -83,6 +83,7 @@ def test_form_chosen_by_the_spec():
     spec = _spec("2x2-8x8x8-signed")
     assert spec.pool_form == "running" and spec.pool_partials == "registers"
     assert spec.pipeline_depth == 2 and spec.latency == 4
+    assert spec.output_queue_depth == 8    # (the queue memory's rows: 5 results need 8)
     assert spec.line_buffer_bits == 4 * 8 * 8
     window = _spec("2x2-8x8x8-signed", pool_form="window")
     assert window.pool_form == "window" and window.pool_partials is None
