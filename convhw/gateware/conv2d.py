@@ -55,6 +55,7 @@ from .delay import delay
 from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
+from .pool import running_max_pool
 from .products import TermBuilder
 from .requantize import requantize, serial_requantize, shares_output_stage
 from .schedule import Scheduler
@@ -138,6 +139,11 @@ class Conv2d(StreamingCore):
             s1_in_columns.eq(sched.in_columns),
             s1_pixel.eq(Mux(sched.needs_input, Value.cast(self.i.payload.data), 0)),
         ]
+        if spec.pool_form == "running":
+            results, done = running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel,
+                                             pixel_shape)
+            self.write_result(m, output, done, results)
+            return m
         span_h = spec.span[0]
         column = [s1_pixel] * kh
         # ``window_in_line_buffer``: the line buffer keeps every kernel row, and its last
