@@ -172,6 +172,11 @@ class ConvSpec:
         is built as a vertical then a horizontal 1-D pass when that takes fewer adder-tree
         inputs (:mod:`convhw.separable`). ``True`` requires that form (and with runtime
         coefficients loads the two vectors), ``False`` builds the 2-D form.
+    accumulate_positions : bool, optional
+        ``None`` (automatic): a folded dense layer (the kernel covers the frame, no padding or
+        dilation) multiplies and accumulates each pixel as it streams in, with no line buffer
+        or window (:attr:`accumulates_positions`). ``True`` requires that form, ``False``
+        builds the windowed one.
 
     Raises
     ------
@@ -185,7 +190,7 @@ class ConvSpec:
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
                  border_value=0, operation="conv", pixels_per_clock=1, separable=None,
-                 window_scales=None):
+                 window_scales=None, accumulate_positions=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -194,7 +199,8 @@ class ConvSpec:
                           rounding=rounding, out_bits=out_bits, clamp=clamp, max_dsps=max_dsps,
                           pe=pe, simd=simd, border=border, border_value=border_value,
                           operation=operation, pixels_per_clock=pixels_per_clock,
-                          separable=separable, window_scales=window_scales)
+                          separable=separable, window_scales=window_scales,
+                          accumulate_positions=accumulate_positions)
         if operation not in OPERATIONS:
             raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
                              f"not {operation!r}")
@@ -271,6 +277,7 @@ class ConvSpec:
                              f"than {self.vertical_stages} positions (the vertical pass's "
                              f"cycles), not {self.positions_per_frame}")
         self._acc_ranges = self._accumulator_ranges()
+        self._accumulate = self._resolve_accumulate(accumulate_positions)
         self._window_scales = None
         if window_scales is not None:
             scale, shift = self._resolve_window_scales(window_scales, scale, shift, bias, relu)
@@ -530,6 +537,63 @@ class ConvSpec:
                 raise ValueError(f"'separable' True: {reason} (use 'separable' False or None)")
             return None
         return factors
+
+    def _resolve_accumulate(self, request):
+        """``request`` (``accumulate_positions``) checked: ``None``, ``True`` or ``False``."""
+        if request is not None and not isinstance(request, bool):
+            raise TypeError(f"'accumulate_positions' must be None (automatic), True or False, "
+                            f"not {request!r}")
+        reason = self._accumulate_obstacle()
+        if request and reason is not None:
+            raise ValueError(f"'accumulate_positions' True: {reason} (use "
+                             f"'accumulate_positions' False or None)")
+        return request
+
+    def _accumulate_obstacle(self):
+        """Why this layer cannot be built in the accumulating form, or ``None``."""
+        kh, kw = self._kernel_shape
+        if self._operation != "conv":
+            return f"'operation' {self._operation!r} does not multiply"
+        if not self.folded:
+            return f"an unfolded layer ('pe' {self._pe}, 'simd' {self._simd}) is built whole"
+        if (kh, kw) != (self._height, self._width) or self._dilation != (1, 1) \
+                or any(any(p) for p in self._padding):
+            return (f"the kernel {kh}x{kw} must cover the {self._height}x{self._width} frame "
+                    f"with no padding or dilation (a dense layer)")
+        if self._groups != 1:
+            return f"'groups' {self._groups} must be 1"
+        if self._simd > self._in_channels:
+            return (f"'simd' {self._simd} is more than the {self._in_channels} channels of a "
+                    f"pixel")
+        if self._weights is None:
+            return "runtime weights are not supported in this form ('weights' must be given)"
+        return None
+
+    @property
+    def accumulates_positions(self):
+        """Whether the core multiplies and accumulates each pixel as it arrives: a folded
+        dense layer (kernel == frame, no padding or dilation, groups 1, ``simd`` at most the
+        channels, compile-time weights), unless ``accumulate_positions`` is ``False``.
+
+        Every position then takes :attr:`fold_per_position` cycles: ``ceil(C/simd)`` chunks of
+        its pixel's channels for each of ``ceil(Cout/pe)`` channel groups, with weights from
+        block RAM by (position, group, chunk) and ``Cout`` accumulators kept across the
+        frame's positions; no line buffer, window or rotator (:mod:`convhw.gateware.dense`).
+        """
+        if self._accumulate is False:
+            return False
+        return self._accumulate_obstacle() is None
+
+    @property
+    def position_chunks(self):
+        """``ceil(Cin / simd)``: chunks of one pixel's channels (the accumulating form)."""
+        return -(-self._in_channels // self._simd)
+
+    @property
+    def fold_per_position(self):
+        """Cycles each position takes in the accumulating form: ``ceil(Cout/pe) *
+        ceil(Cin/simd)``."""
+        return self.pe_folds * self.position_chunks
 
     def hw_weights(self, co):
         """The kernel of output channel ``co`` (its one input channel) in tap order."""
@@ -809,7 +873,10 @@ class ConvSpec:
 
     @property
     def form(self):
-        """``"separable"`` or ``"2-d"``: the form the core is built in."""
+        """``"separable"``, ``"accumulating"`` (:attr:`accumulates_positions`) or ``"2-d"``:
+        the form the core is built in."""
+        if self.accumulates_positions:
+            return "accumulating"
         return "separable" if self._separable is not None else "2-d"
 
     @property
@@ -936,10 +1003,13 @@ class ConvSpec:
         ``"rotator"``, registers loaded with all the position's inputs that turn by ``simd``
         (border sources: the tap selects follow the scheduler; or more than
         :attr:`WINDOW_OPERAND_CHUNKS` chunks, whose selector would be the core's critical path:
-        a 72-way one took the 8x1 layer on the UP5K from 62 to 28 MHz). ``None`` when not
-        folded."""
+        a 72-way one took the 8x1 layer on the UP5K from 62 to 28 MHz); ``"pixel"``, a
+        selector per multiplier over the held input pixel's channels (the accumulating form,
+        :attr:`accumulates_positions`). ``None`` when not folded."""
         if not self.folded:
             return None
+        if self.accumulates_positions:
+            return "pixel"
         if self.border_sources or self.simd_folds > self.WINDOW_OPERAND_CHUNKS:
             return "rotator"
         return "window"
@@ -1064,6 +1134,10 @@ class ConvSpec:
     #: multiplier input registers, product register (then the SIMD adder tree), accumulator,
     #: and the output collector.
     FOLD_STAGES = 5
+    #: Accumulating form, from the issue to the accumulator: the pixel capture, operand
+    #: registers, multiplier input registers, product register (then the SIMD adder tree), and
+    #: the accumulator.
+    ACCUMULATE_STAGES = 5
 
     @property
     def tree_depth(self):
@@ -1104,7 +1178,8 @@ class ConvSpec:
         lane multiplies ``acc + bias`` by its channel's scale ``radix_bits`` scale bits per
         cycle, over ``digits`` cycles, with shift-adds in logic: no DSP block, and one stage
         per lane whatever the channels' scales. Used for folded convolutions whose channels
-        scale (some ``scale != 1``, all positive) when ``digits + 1 <= simd_folds`` for a
+        scale (some ``scale != 1``, all positive) when ``digits + 1 <= simd_folds`` (accumulating form:
+        ``position_chunks``) for a
         radix of :data:`SERIAL_RADIX_BITS`; the scales are aligned to the largest shift
         (:attr:`serial_scales`).
         """
@@ -1114,9 +1189,11 @@ class ConvSpec:
         if all(v == 1 for v in scales) or any(v <= 0 for v in scales):
             return None
         bits = max(v.bit_length() for v in self.serial_scales[0])
+        # Cycles between two outputs of a lane: a value's chunks (a pixel's, accumulating).
+        interval = self.position_chunks if self.accumulates_positions else self.simd_folds
         for radix_bits in self.SERIAL_RADIX_BITS:
             digits = -(-bits // radix_bits)
-            if digits + 1 <= self.simd_folds:
+            if digits + 1 <= interval:
                 return radix_bits, digits
         return None
 
@@ -1139,6 +1216,10 @@ class ConvSpec:
         if self._operation == "max-pool":
             # No masked-tap registers: the comparison tree reads the window.
             return self.FRONT_STAGES - 1 + self.tree_depth + self.back_stages
+        if self.accumulates_positions:
+            # The last position's last chunk, then the output stage.
+            return (self.ACCUMULATE_STAGES + self.fold_per_position - 1 + self.tree_depth
+                    + self.back_stages)
         if self.folded:
             return (self.FRONT_STAGES - 1 + self.FOLD_STAGES + self.fold - 1 + self.tree_depth
                     + self.back_stages)
@@ -1158,25 +1239,40 @@ class ConvSpec:
     def output_queue_depth(self):
         """Results the output FIFO holds: every result that can be in flight (a
         result is in flight from its issue to its pop, ``latency + 1`` cycles at the least;
-        positions that complete outputs issue ``fold`` cycles apart at the most often)."""
+        positions that complete outputs issue ``fold`` cycles apart at the most often).
+
+        In the accumulating form a frame's one output issues with its last position, and the
+        next frame's positions, which need a credit too, follow ``fold_per_position`` cycles
+        later: a credit must be free for them while earlier outputs are in flight."""
+        if self.accumulates_positions:
+            fold = self.fold_per_position
+            return -(-(self.latency + 1 - fold) // self.frame_interval) + 1
         return -(-(self.latency + 1) // self.fold)
 
     @property
     def cycles_per_frame(self):
         """Cycles from a frame's first input to its last output, without stalls."""
+        if self.accumulates_positions:
+            return (self.positions_per_frame - 1) * self.fold_per_position + self.latency
         out_h, out_w = self.out_shape
         return (self.output_beat(out_h - 1, self.out_beats - 1)
                 + (self.fold - 1) * (out_h * out_w - 1) + self.latency)
 
     @property
     def cycles_per_output(self):
-        """Cycles a position that completes an output takes: :attr:`fold`."""
+        """Cycles a position that completes an output takes: :attr:`fold` (the accumulating
+        form: the frame's, one output per frame)."""
+        if self.accumulates_positions:
+            return self.frame_interval
         return self.fold
 
     @property
     def frame_interval(self):
         """Cycles between the first inputs of consecutive frames streamed back to back without
-        stalls: every position (beat) once, ``fold`` cycles for each that completes an output."""
+        stalls: every position (beat) once, ``fold`` cycles for each that completes an output
+        (accumulating form: :attr:`fold_per_position` for every position)."""
+        if self.accumulates_positions:
+            return self.positions_per_frame * self.fold_per_position
         out_h, out_w = self.out_shape
         return self.beats_per_frame + (self.fold - 1) * out_h * out_w
 
@@ -1189,6 +1285,7 @@ class ConvSpec:
         == width``) and no dilation. Every position then writes its column back, so the last
         ``KW`` words written are the window's columns."""
         return (self.folded_operands == "window" and self.line_buffer_registers
+                and not self.accumulates_positions
                 and self.stream_width == self._width and self._dilation == (1, 1)
                 and self._ppc == 1 and not getattr(self, "_separable", None))
 
@@ -1204,7 +1301,10 @@ class ConvSpec:
 
     @property
     def line_buffer_bits(self):
-        """Bits of the line buffer: ``span_h - 1`` rows of every input channel."""
+        """Bits of the line buffer: ``span_h - 1`` rows of every input channel (none in the
+        accumulating form)."""
+        if self.accumulates_positions:
+            return 0
         return (self.span[0] - 1) * self._width * self._in_bits * self._in_channels
 
     @property
@@ -1222,7 +1322,8 @@ class ConvSpec:
         folded._pe, folded._simd = pe, simd
         folded._args = {**self._args, "pe": pe, "simd": simd}
         if folded.folded and (self._ppc > 1 or self._max_dsps is not None
-                              and self._max_dsps < folded.multipliers):
+                              and self._max_dsps < folded.multipliers) \
+                or self._accumulate and folded._accumulate_obstacle() is not None:
             return self.replace(pe=pe, simd=simd)   # (raises the constructor's error)
         return folded
 
@@ -1245,7 +1346,8 @@ class ConvSpec:
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
                 self._stage._key(), self._border, self._border_value, self._operation,
-                self._ppc, self.separable, None if self._window_scales is None
+                self._ppc, self.separable, self.accumulates_positions,
+                None if self._window_scales is None
                 else tuple(sorted(self._window_scales.items())))
 
     def to_dict(self):
@@ -1273,6 +1375,8 @@ class ConvSpec:
             facts.update(pixels_per_clock=self._ppc)
         if self.separable:   # (the 2-D form: headers unchanged)
             facts["form"] = "separable"
+        if self.accumulates_positions:
+            facts["form"] = "accumulating"
             if self.separable_factors is not None:
                 step = -1 if self._flip else 1   # as the user wrote the kernel
                 facts["separable_vectors"] = [[list(u[::step]), list(v[::step])]

@@ -143,8 +143,7 @@ def run(args):
     facts["pixels_per_clock"] = lanes
     facts["dsp_taps"] = spec.dsp_taps * lanes    # (every lane's)
     if len(spec.frame_shape) == 2:
-        facts["line_buffer_bits"] = ((spec.span[0] - 1) * spec.width * spec.in_bits
-                                     * spec.in_channels)
+        facts["line_buffer_bits"] = spec.line_buffer_bits
     if layer:
         facts["weight_bits"] = spec.coefficient_count * spec.coeff_bits
     if args.json:
