@@ -198,7 +198,8 @@ def test_digits_dense_layer_accumulates():
     _, chain = _digits_chain()
     dense = chain.specs[-1]
     assert dense.accumulates_positions and (dense.pe, dense.simd) == (1, 1)
-    assert dense.frame_interval == 4 * 10 * 16
+    c, h, w = dense.input_shape
+    assert dense.frame_interval == h * w * dense.out_channels * c
     assert all(not spec.accumulates_positions for spec in chain.specs[:-1])
 
 
