@@ -29,6 +29,9 @@ Folding
 ``KH*KW*Cin/groups`` inputs of one output value. A position that completes an output takes
 ``fold = ceil(Cout/pe) * ceil(KH*KW*Cin/groups / simd)`` cycles; a position that completes none
 takes one. The default, ``pe = Cout`` and ``simd`` = all inputs, is one position per clock.
+A folded dense layer (the kernel covers the frame) is built in the accumulating form instead
+(:attr:`ConvSpec.accumulates_positions`): every position takes ``ceil(Cout/pe) *
+ceil(Cin/simd)`` cycles.
 
 Schedule
 --------

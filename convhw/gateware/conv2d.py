@@ -10,7 +10,9 @@ Datapath
     scheduler -> line buffer (block RAM, KH-1 rows packed) -> window registers -> masked taps /
     products -> pipelined adder tree -> round and saturate -> output FIFO. The separable form
     (``spec.separable``, :mod:`convhw.gateware.separable`) sums each column entering the window
-    in a vertical pass, and the window's vertical sums in a horizontal one.
+    in a vertical pass, and the window's vertical sums in a horizontal one. A folded dense layer
+    (``spec.accumulates_positions``, :mod:`convhw.gateware.dense`) has no line buffer or window:
+    it multiplies each pixel as it arrives into accumulators kept across the frame.
 
 Timing
     Every position of ``spec`` takes one clock when nothing stalls: input pixels at one per
