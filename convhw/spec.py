@@ -1378,12 +1378,12 @@ class ConvSpec:
             facts.update(pixels_per_clock=self._ppc)
         if self.separable:   # (the 2-D form: headers unchanged)
             facts["form"] = "separable"
-        if self.accumulates_positions:
-            facts["form"] = "accumulating"
             if self.separable_factors is not None:
                 step = -1 if self._flip else 1   # as the user wrote the kernel
                 facts["separable_vectors"] = [[list(u[::step]), list(v[::step])]
                                               for u, v in self.separable_factors]
+        if self.accumulates_positions:
+            facts["form"] = "accumulating"
         if self._layer:
             facts.update({
                 "in_channels": self._in_channels, "out_channels": self._out_channels,
