@@ -1160,17 +1160,17 @@ class ConvSpec:
     @property
     def back_stages(self):
         """Output stage: scaling (when needed), rounding, and saturation when it can happen
-        (a serial output stage adds its operand, selection and round-up stages and its digits;
-        window scales take a scaling, a rounding and a saturation stage)."""
+        (a serial output stage adds its operand and digit-row stages, its adder-tree levels
+        and its digits; window scales take a scaling, a rounding and a saturation stage)."""
         if self._window_scales is not None:
             return 3
         serial = self.serial_output_stage
         if serial is not None:
-            return self._stage.stages + 3 + serial[1]
+            return self._stage.stages + 2 + self.serial_tree_levels + serial[1]
         return self._stage.stages
 
     #: Scale bits a serial output stage may take per cycle.
-    SERIAL_RADIX_BITS = (1, 2, 3, 4)
+    SERIAL_RADIX_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
 
     @property
     def serial_output_stage(self):
@@ -1180,11 +1180,13 @@ class ConvSpec:
         instead of an output stage with a constant multiplier per channel (or per lane), each
         lane multiplies ``acc + bias`` by its channel's scale ``radix_bits`` scale bits per
         cycle, over ``digits`` cycles, with shift-adds in logic: no DSP block, and one stage
-        per lane whatever the channels' scales. Used for folded convolutions whose channels
-        scale (some ``scale != 1``, all positive) when ``digits + 1 <= simd_folds`` (accumulating form:
-        ``position_chunks``) for a
-        radix of :data:`SERIAL_RADIX_BITS`; the scales are aligned to the largest shift
-        (:attr:`serial_scales`).
+        per lane whatever the channels' scales. With more than one bit per cycle the scale is
+        Booth recoded (digits -2 .. 2 on bit pairs), so it takes one bit more than its width:
+        ``digits = ceil((bits + 1) / radix_bits)`` (``bits`` with one bit per cycle). Used for
+        folded convolutions whose channels scale (some ``scale != 1``, all positive) when
+        ``digits + 1 <= simd_folds`` (accumulating form: ``position_chunks``) for the smallest
+        radix of :data:`SERIAL_RADIX_BITS` that allows it; the scales are aligned to the largest
+        shift (:attr:`serial_scales`).
         """
         if self._operation != "conv" or not self.folded:
             return None
@@ -1195,10 +1197,17 @@ class ConvSpec:
         # Cycles between two outputs of a lane: a value's chunks (a pixel's, accumulating).
         interval = self.position_chunks if self.accumulates_positions else self.simd_folds
         for radix_bits in self.SERIAL_RADIX_BITS:
-            digits = -(-bits // radix_bits)
+            digits = -(-(bits + (radix_bits > 1)) // radix_bits)
             if digits + 1 <= interval:
                 return radix_bits, digits
         return None
+
+    @property
+    def serial_tree_levels(self):
+        """Registered adder levels summing a serial output stage's digit rows (one row per
+        Booth digit, ``ceil(radix_bits / 2)`` per cycle); 0 without a serial stage."""
+        serial = self.serial_output_stage
+        return 0 if serial is None else tree_depth((serial[0] + 1) // 2)
 
     @property
     def serial_scales(self):

@@ -19,6 +19,7 @@ is picked by ``select``.
 from amaranth import *
 
 from ..spec import signed_bits
+from .delay import delay
 
 __all__ = ["requantize", "serial_requantize", "shares_output_stage"]
 
@@ -114,14 +115,18 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
 
     ``total`` (a :class:`Term`) holds the lane's accumulator for ``channels[select]`` in the
     cycle ``start`` is high; the result is valid ``spec.back_stages`` cycles later. Cycle by
-    cycle: ``a = total + bias`` is registered; then the multiples ``0 .. 2**r - 1`` of ``a``
-    (shift-adds); then for ``digits`` cycles the next ``r`` bits of the channel's aligned scale,
-    least significant first, pick a multiple into a register, which is added one cycle later
-    to the high part of the product, whose lowest ``r`` bits then leave it (the selector and an
-    adder as wide as a multiple in separate cycles); then the kept bits plus a round-up bit
-    from the dropped ones, and saturation, as :func:`requantize` computes them. The next ``start`` comes no
-    sooner than ``spec.simd_folds >= digits + 1`` cycles later, when the multiples are no
-    longer needed.
+    cycle: ``a = total + bias`` and the channel's aligned scale are registered; then for
+    ``digits`` cycles the next ``r`` scale bits, least significant first, make Booth digits
+    (-2 .. 2, one per bit pair, a last single bit -1 .. 1; with ``r == 1`` the bit itself),
+    and each digit a registered row
+    ``0``, ``a``, ``2a`` or their complement (one logic cell per bit: a multiplexer and an
+    exclusive or in front of a flip-flop that resets to 0); a registered tree of
+    ``spec.serial_tree_levels`` adders sums a cycle's rows, the complements' missing ones
+    entering in the free low bits and carry-ins; the sum is added to the high part of the
+    product, whose lowest ``r`` bits then leave it (only those that decide the rounding are
+    kept: the rest are ORed into a sticky bit). Every cycle one carry chain at most. Then
+    the kept bits plus a round-up bit, and saturation, as :func:`requantize` computes them.
+    The next ``start`` comes no sooner than ``spec.simd_folds >= digits + 1`` cycles later.
     """
     stage = _stage(spec)
     radix_bits, digits = spec.serial_output_stage
@@ -136,72 +141,125 @@ def serial_requantize(m, total, spec, channels, *, select, start, name=""):
     a = Signal(signed(signed_bits(a_lo, a_hi)), name=f"serial_a{name}")
     bias = biases[0] if len(set(biases)) == 1 else \
         Array(C(b, signed(signed_bits(min(biases), max(biases)))) for b in biases)[select]
-    with m.If(start):
-        m.d.sync += a.eq(acc + bias)
-
-    # The scale, aligned to whole digits, loaded the cycle after start (with its channel).
+    # The scale, aligned to whole digits, a zero below it (the first Booth digit's lower
+    # neighbour); each cycle its lowest r + 1 bits make the cycle's digits. One bit per
+    # cycle is a plain binary digit (0 or 1: no complement, no neighbour).
     width = radix_bits * digits
-    scale_reg = Signal(width, name=f"serial_scale{name}")
-    channel = Signal.like(select, name=f"serial_channel{name}") if len(scales) > 1 else None
-    loading = Signal(name=f"serial_load{name}")
-    m.d.sync += loading.eq(start)
-    if channel is not None:
-        with m.If(start):
-            m.d.sync += channel.eq(select)
-        chosen = Array(C(v, width) for v in scales)[channel]
-    else:
-        chosen = C(scales[0], width)
-    with m.If(loading):
-        m.d.sync += scale_reg.eq(chosen)
+    booth = int(radix_bits > 1)
+    scale_reg = Signal(width + booth, name=f"serial_scale{name}")
+    chosen = C(scales[0] << booth, len(scale_reg)) if len(set(scales)) == 1 else \
+        Array(C(v << booth, len(scale_reg)) for v in scales)[select]
+    with m.If(start):
+        m.d.sync += [a.eq(acc + bias), scale_reg.eq(chosen)]
     with m.Else():
         m.d.sync += scale_reg.eq(scale_reg >> radix_bits)
 
-    # Multiples of ``a`` (registered): shifts, and at most two adders in a row.
-    count = 1 << radix_bits
-    top = max(abs(a_lo), abs(a_hi)) * (count - 1)
-    multiple_shape = signed(signed_bits(-top, top))
-    multiples = [C(0, 1)]
-    for k in range(1, count):
-        reg = Signal(multiple_shape, name=f"serial_m{k}{name}")
-        m.d.sync += reg.eq(_multiple(a, k, radix_bits)[0])
-        multiples.append(reg)
+    # One row per Booth digit: (value, range, offset, complemented).
+    nodes = []
+    for offset in range(0, radix_bits, 2):
+        size = min(2, radix_bits - offset)
+        bits = scale_reg[offset:offset + size + 1]      # lower neighbour first
+        negative = bits[size]
+        if not booth:
+            zero, negative = ~scale_reg[0], C(0, 1)
+            magnitude, top = a, max(-a_lo, a_hi)
+        elif size == 2:
+            zero = (bits == 0b000) | (bits == 0b111)
+            magnitude = Mux((bits == 0b011) | (bits == 0b100), a << 1, a)
+            top = 2 * max(-a_lo, a_hi)
+        else:
+            zero = bits[0] == bits[1]
+            magnitude, top = a, max(-a_lo, a_hi)
+        lo, hi = -top - 1, top
+        row = Signal(signed(signed_bits(lo, hi)), name=f"serial_row{offset}{name}")
+        complemented = Signal(name=f"serial_neg{offset}{name}")
+        with m.If(zero):
+            m.d.sync += row.eq(0)
+        with m.Else():
+            m.d.sync += row.eq(Mux(negative, ~magnitude, magnitude))
+        m.d.sync += complemented.eq(negative & ~zero)
+        nodes.append((row, (lo, hi), offset, complemented))
 
-    # Digits, least significant first: the multiple a digit picks is registered, then added
-    # to the running high part, whose low r bits leave into ``low`` each cycle; so the adder
-    # is only as wide as a multiple, and the rounding needs no wide adder either.
-    picked = Signal(name=f"serial_picked{name}")
-    m.d.sync += picked.eq(loading)
-    term = Signal(multiple_shape, name=f"serial_term{name}")
-    high = Signal(signed(max(multiple_shape.width + 1, shift + 2 - width)),
-                  name=f"serial_high{name}")
-    low = Signal(width, name=f"serial_low{name}")
-    partial = high + term
-    m.d.sync += [term.eq(Array(multiples)[scale_reg[:radix_bits]]),
-                 low.eq(Cat(low[radix_bits:], partial[:radix_bits]))]
-    with m.If(picked):      # cleared the cycle before the first digit's multiple arrives
+    # The rows' registered adder tree; a complemented row's missing one (2**offset) enters
+    # as the free low bits plus the carry-in of the adder that adds it, except the lowest
+    # row's: the accumulating adder's carry-in.
+    level = 0
+    while len(nodes) > 1:
+        pairs = []
+        for index in range(0, len(nodes), 2):
+            low_node = nodes[index]
+            low_value, (low_lo, low_hi), low_offset, low_neg = low_node
+            if index + 1 == len(nodes):
+                value, (lo, hi) = low_value, (low_lo, low_hi)
+            else:
+                high_value, (high_lo, high_hi), high_offset, high_neg = nodes[index + 1]
+                gap = high_offset - low_offset
+                value = _add_with_carry(low_value, Cat(high_neg.replicate(gap), high_value),
+                                        high_neg)
+                lo, hi = low_lo + (high_lo << gap), low_hi + (high_hi << gap) + (1 << gap)
+            summed = Signal(signed(signed_bits(lo, hi)), name=f"serial_sum{level}_{index}{name}")
+            neg = Signal(name=f"serial_sum{level}_{index}_neg{name}")
+            m.d.sync += [summed.eq(value), neg.eq(low_neg)]
+            pairs.append((summed, (lo, hi), low_offset, neg))
+        nodes, level = pairs, level + 1
+    assert level == spec.serial_tree_levels
+    digit_sum, _, _, digit_neg = nodes[0]
+
+    # The first digit's sum arrives 2 + levels cycles after start: the high part is cleared
+    # the cycle before; then each digit's sum is added, and its r lowest bits leave.
+    clear = delay(m, start, 1 + level, f"serial_clear{name}")
+    first = Signal(name=f"serial_first{name}")
+    m.d.sync += first.eq(clear)
+    # After k digits the product of ``a`` and the digits so far, whose value lies in
+    # ``[-2**(r*k-1), 2**(r*k-1))`` (Booth; binary: ``[0, 2**k)``), so the high part is
+    # at most half of ``|a|`` (binary: ``|a|``).
+    bound = max(-a_lo, a_hi) >> booth
+    high = Signal(signed(signed_bits(-bound - 1, bound)), name=f"serial_high{name}")
+    partial = _add_with_carry(high, digit_sum, digit_neg)
+    with m.If(clear):
         m.d.sync += high.eq(0)
     with m.Else():
         m.d.sync += high.eq(partial >> radix_bits)
-    x = Cat(low, high).as_signed()
-    return _round_dropped_bits(m, stage, channels, x, shift, name)
+    # The bits that leave: the ones from bit shift - 1 up are kept in ``low`` (the product
+    # ``x`` is then ``Cat(low, high)`` shifted left by ``base``), the others ORed into
+    # ``sticky`` (only ties to even reads it).
+    base = max(0, min(width, shift - 1))
+    low = Signal(width - base, name=f"serial_low{name}")
+    joined = Cat(Mux(first, C(0, len(low)), low), partial[:radix_bits])
+    m.d.sync += low.eq(joined[radix_bits:])
+    sticky = Signal(name=f"serial_sticky{name}")
+    m.d.sync += sticky.eq(joined[:radix_bits].any() | (sticky & ~first))
+    top = Cat(low, high).as_signed()
 
-
-def _round_dropped_bits(m, stage, channels, x, shift, name):
-    """Rounding and saturation of ``x * 2**-shift`` as :func:`_round_and_saturate`, from the
-    kept part ``x >> shift`` and a round-up bit taken from the dropped bits, both registered
-    first: then one narrow adder and narrow comparisons (a stage more than
-    :func:`_round_and_saturate`)."""
-    # A stage of its own decides the round-up bit (an OR over the dropped bits).
-    kept = Signal(signed(max(len(x) - shift, 2)), name=f"kept{name}")
-    up = Signal(name=f"round_up{name}")
     if shift == 0:
-        decided = C(0, 1)
-    elif stage.rounding == "half-even":
-        sticky = x[:shift - 1].any() if shift > 1 else C(0, 1)
-        decided = x[shift - 1] & (sticky | x[shift])
+        kept, decided = top, C(0, 1)
     else:
-        decided = x[shift - 1]
-    m.d.sync += [kept.eq(x >> shift), up.eq(decided)]
+        at = shift - 1 - base               # bit shift - 1 of the product, in ``top``
+        half = top[at]
+        if stage.rounding == "half-even":
+            rest = sticky | top[:at].any() if at else sticky
+            decided = half & (rest | (top >> (at + 1))[0])
+        else:
+            decided = half
+        kept = top >> (at + 1)
+    return _round_dropped_bits(m, stage, channels, kept, decided, name)
+
+
+def _add_with_carry(x, y, carry):
+    """``x + y + carry`` (signed ``x``, ``y``) as one adder whose carry-in is ``carry``: the
+    carry enters as a low bit of both operands (a sum of three operands would be mapped
+    with a full-adder layer in front of the adder)."""
+    return (Cat(carry, x).as_signed() + Cat(carry, y).as_signed()) >> 1
+
+
+def _round_dropped_bits(m, stage, channels, kept_value, decided, name):
+    """Rounding and saturation as :func:`_round_and_saturate`, from the kept part of the
+    scaled value (``x >> shift``) and a round-up bit decided from the dropped bits, both
+    registered first: then one narrow adder and narrow comparisons (a stage more than
+    :func:`_round_and_saturate`)."""
+    kept = Signal(signed(max(len(kept_value), 2)), name=f"kept{name}")
+    up = Signal(name=f"round_up{name}")
+    m.d.sync += [kept.eq(kept_value), up.eq(decided)]
     rlo = min(stage.rounded_ranges[c][0] for c in channels)
     rhi = max(stage.rounded_ranges[c][1] for c in channels)
     rounded = Signal(signed(max(stage.out_bits, signed_bits(rlo, rhi))), name=f"rounded{name}")
@@ -216,23 +274,3 @@ def _round_dropped_bits(m, stage, channels, x, shift, name):
     result = Signal(signed(stage.out_bits), name=f"saturated{name}")
     m.d.sync += result.eq(Mux(under, out_lo, Mux(over, out_hi, rounded)))
     return result
-
-
-def _multiple(a, k, radix_bits):
-    """``(k * a, adders in a row)`` from shifts and the fewest adders in a row."""
-    if k & (k - 1) == 0:
-        return a << (k.bit_length() - 1), 0
-    if k % 2 == 0:
-        twos = (k & -k).bit_length() - 1
-        value, depth = _multiple(a, k >> twos, radix_bits)
-        return value << twos, depth
-    best = None
-    for j in range(radix_bits + 1):
-        power = 1 << j
-        if power == k or abs(k - power) >= k:
-            continue
-        rest, depth = _multiple(a, abs(k - power), radix_bits)
-        value = (a << j) + rest if power < k else (a << j) - rest
-        if best is None or depth + 1 < best[1]:
-            best = (value, depth + 1)
-    return best
