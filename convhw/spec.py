@@ -1137,10 +1137,10 @@ class ConvSpec:
     #: multiplier input registers, product register (then the SIMD adder tree), accumulator,
     #: and the output collector.
     FOLD_STAGES = 5
-    #: Accumulating form, from the issue to the accumulator: the pixel capture, operand
-    #: registers, multiplier input registers, product register (then the SIMD adder tree), and
-    #: the accumulator.
-    ACCUMULATE_STAGES = 5
+    #: Accumulating form, from the issue to the accumulators: the pixel capture, operand
+    #: registers, multiplier input registers, product register (then the SIMD adder tree), the
+    #: group's sum and the accumulator ring.
+    ACCUMULATE_STAGES = 6
 
     @property
     def tree_depth(self):

@@ -18,17 +18,18 @@ Steps
     address register that restarts at a frame's first position) holds lane ``k*simd + s``'s.
 
 Accumulators
-    Per lane, a ring of ``P = ceil(Cout/pe)`` accumulators: the head takes the SIMD tree's sum;
-    at a group's last chunk the ring turns, the sum entering its tail. A frame's first position
-    starts each accumulator from its first sum (no clearing cycle). After the last position's
-    group ``p`` the ring's tail holds group ``p``'s totals until the ring turns again, ``Q``
-    cycles later (``P == 1``: one cycle, before the next position's first sum): the lane's
+    Per lane, a register sums the SIMD tree's sums over a group's ``Q`` chunks; then a ring of
+    ``P = ceil(Cout/pe)`` accumulators turns, the head plus that sum entering its tail (at a
+    frame's first position the sum alone: no clearing cycle). After the last position's group
+    ``p`` the ring's tail holds group ``p``'s totals until the ring turns again, ``Q`` cycles
+    later at the soonest: the lane's
     output stage (``finish``) takes it then, and a collector keeps the results of the groups
     before the last; the last group's results go to the output with them.
 
 Pipeline
     operand registers (a chunk selected from the pixel) and the weight word -> multiplier input
-    registers -> products -> SIMD adder tree -> accumulator ring -> output stage (``finish``,
+    registers -> products -> SIMD adder tree -> group sum -> accumulator ring -> output stage
+    (``finish``,
     ``spec.back_stages``) -> collector / output: ``spec.pipeline_depth`` from the issue of a
     frame's last position to the output.
 """
@@ -106,11 +107,14 @@ class AccumulatingDatapath:
         weights = self._weight_memory(m, spec, stepping, load & first)
 
         # What the accumulators do with the sum of step j, which reaches them 3 + tree_depth
-        # cycles after its selection.
+        # cycles after its selection; a group's sum reaches the ring one cycle later.
         tree_delay = 3 + spec.tree_depth
-        at_root = delay(m, Cat(stepping, stepping & last_chunk, position_first & (chunk == 0),
+        at_root = delay(m, Cat(stepping, chunk == 0, stepping & last_chunk, position_first,
                                stepping & last_chunk & position_last), tree_delay, "dense_step")
-        add, turn, start_over, complete = at_root[0], at_root[1], at_root[2], at_root[3]
+        add, first_chunk = at_root[0], at_root[1]
+        group_step = Signal(3, name="dense_group_step")
+        m.d.sync += group_step.eq(at_root[2:])
+        turn, start_over, complete = group_step[0], group_step[1], group_step[2]
 
         xlo, xhi = spec.pixel_range
         cb = spec.coeff_bits
@@ -133,17 +137,16 @@ class AccumulatingDatapath:
             root = adder_tree(m, products, name=f"dense_lane_{k}")
             value = root.value << root.shift
             value = -value if root.negative else value
-            ring = [Signal(acc_shape, name=f"dense_acc_{k}_{p}") for p in range(groups)]
-            summed = Mux(start_over, 0, ring[0]) + value
+            # The group's sum over its chunks, then added to the group's accumulator at the
+            # ring's head (or in its place, at a frame's first position), which enters the
+            # tail as the ring turns: a multiplexer after each adder, none before.
+            partial = Signal(acc_shape, name=f"dense_partial_{k}")
             with m.If(add):
-                if groups == 1:
-                    m.d.sync += ring[0].eq(summed)
-                else:
-                    with m.If(turn):
-                        m.d.sync += [ring[p].eq(ring[p + 1]) for p in range(groups - 1)]
-                        m.d.sync += ring[-1].eq(summed)
-                    with m.Else():
-                        m.d.sync += ring[0].eq(summed)
+                m.d.sync += partial.eq(Mux(first_chunk, value, partial + value))
+            ring = [Signal(acc_shape, name=f"dense_acc_{k}_{p}") for p in range(groups)]
+            with m.If(turn):
+                m.d.sync += [ring[p].eq(ring[p + 1]) for p in range(groups - 1)]
+                m.d.sync += ring[-1].eq(Mux(start_over, partial, ring[0] + partial))
             totals.append(ring[-1])
 
         # The last position's group totals, one group every ``Q`` cycles: the output stages.
