@@ -180,6 +180,10 @@ class ConvSpec:
         dilation) multiplies and accumulates each pixel as it streams in, with no line buffer
         or window (:attr:`accumulates_positions`). ``True`` requires that form, ``False``
         builds the windowed one.
+    pool_form : "running" or "window", optional
+        A max pool's form (:attr:`pool_form`). ``None`` (automatic) takes ``"running"`` for
+        windows that tile the frame (stride equal to the kernel, no padding, no dilation),
+        else ``"window"``.
 
     Raises
     ------
@@ -193,7 +197,7 @@ class ConvSpec:
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
                  border_value=0, operation="conv", pixels_per_clock=1, separable=None,
-                 window_scales=None, accumulate_positions=None):
+                 window_scales=None, accumulate_positions=None, pool_form=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -203,7 +207,8 @@ class ConvSpec:
                           pe=pe, simd=simd, border=border, border_value=border_value,
                           operation=operation, pixels_per_clock=pixels_per_clock,
                           separable=separable, window_scales=window_scales,
-                          accumulate_positions=accumulate_positions)
+                          accumulate_positions=accumulate_positions,
+                          pool_form=pool_form)
         if operation not in OPERATIONS:
             raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
                              f"not {operation!r}")
@@ -272,6 +277,7 @@ class ConvSpec:
             raise ValueError(f"'pixels_per_clock' {self._ppc} does not apply to "
                              f"'operation'='max-pool', which takes 1")
 
+        self._pool_form = self._resolve_pool_form(pool_form)
         self._separable = self._resolve_separable(separable)
         if self._separable == "runtime" and self.positions_per_frame <= self.vertical_stages:
             # The horizontal coefficients wait in one pending copy for the frame's first
@@ -597,6 +603,26 @@ class ConvSpec:
         """Cycles each position takes in the accumulating form: ``ceil(Cout/pe) *
         ceil(Cin/simd)``."""
         return self.pe_folds * self.position_chunks
+    def _resolve_pool_form(self, pool_form):
+        """A max pool's form, ``"running"`` or ``"window"``; ``None`` for a convolution."""
+        if pool_form not in (None, "running", "window"):
+            raise ValueError(f"'pool_form' must be None (automatic), 'running' or 'window', "
+                             f"not {pool_form!r}")
+        if self._operation != "max-pool":
+            if pool_form is not None:
+                raise ValueError(f"'pool_form' {pool_form!r} applies to "
+                                 f"'operation'='max-pool' only")
+            return None
+        tiles = (self._stride == self._kernel_shape and self._dilation == (1, 1)
+                 and self._padding == ((0, 0), (0, 0)))
+        if pool_form == "running" and not tiles:
+            raise ValueError(f"'pool_form' 'running' needs windows that tile the frame: "
+                             f"'stride' equal to 'kernel_shape' {self._kernel_shape}, no "
+                             f"'padding' and no 'dilation', not stride {self._stride}, "
+                             f"padding {self._padding}, dilation {self._dilation}")
+        if pool_form is None:
+            return "running" if tiles else "window"
+        return pool_form
 
     def hw_weights(self, co):
         """The kernel of output channel ``co`` (its one input channel) in tap order."""
@@ -1035,6 +1061,32 @@ class ConvSpec:
         """``"conv"``, or ``"max-pool"``: the maximum of each window, padding excluded."""
         return self._operation
 
+    @property
+    def pool_form(self):
+        """How a max pool is built (``None`` for a convolution).
+
+        ``"window"``: a line buffer of ``KH - 1`` rows, a window of column maxima and a
+        comparison tree (:meth:`convhw.gateware.conv2d.Conv2d._max_datapath`), for any
+        geometry. ``"running"``: windows that tile the frame (stride equal to the kernel, no
+        padding, no dilation) keep one partial maximum per output column, updated by each pixel
+        of the window (:mod:`convhw.gateware.pool`): no line buffer, window or tree."""
+        return self._pool_form
+
+    #: A running max pool keeps its partial maxima in registers up to this many output columns.
+    RUNNING_POOL_REGISTER_COLUMNS = 4
+
+    @property
+    def pool_partials(self):
+        """A running max pool's partial maxima of the window rows above: ``"registers"`` (one
+        per output column, or one in all for one-row windows), ``"memory"`` (more than
+        :attr:`RUNNING_POOL_REGISTER_COLUMNS` output columns, plus a running register), or
+        ``None`` (other cores)."""
+        if self._pool_form != "running":
+            return None
+        if self._kernel_shape[0] > 1 and self.out_shape[1] > self.RUNNING_POOL_REGISTER_COLUMNS:
+            return "memory"
+        return "registers"
+
     # --- border -------------------------------------------------------------------------------
 
     @property
@@ -1225,6 +1277,9 @@ class ConvSpec:
     @property
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
+        if self._pool_form == "running":
+            # The pixel meets the partial maximum in S1; one register holds the result.
+            return self.FRONT_STAGES - 1
         if self._operation == "max-pool":
             # No masked-tap registers: the comparison tree reads the window.
             return self.FRONT_STAGES - 1 + self.tree_depth + self.back_stages
@@ -1255,10 +1310,16 @@ class ConvSpec:
 
         In the accumulating form a frame's one output issues with its last position, and the
         next frame's positions, which need a credit too, follow ``fold_per_position`` cycles
-        later: a credit must be free for them while earlier outputs are in flight."""
+        later: a credit must be free for them while earlier outputs are in flight.
+
+        A running max pool fills its queue's memory, whose rows are a power of two: the same
+        memory, and results of its next frame held while the layer after it waits (in a chain
+        the layer before it, which may be the bottleneck, then waits less)."""
         if self.accumulates_positions:
             fold = self.fold_per_position
             return -(-(self.latency + 1 - fold) // self.frame_interval) + 1
+        if self._pool_form == "running":
+            return 1 << max(1, self.latency.bit_length())
         return -(-(self.latency + 1) // self.fold)
 
     @property
@@ -1313,10 +1374,14 @@ class ConvSpec:
 
     @property
     def line_buffer_bits(self):
-        """Bits of the line buffer: ``span_h - 1`` rows of every input channel (none in the
+        """Bits of the line buffer: ``span_h - 1`` rows of every input channel (a running max
+        pool: its partial maxima of the window rows above, one per output column; none in the
         accumulating form)."""
         if self.accumulates_positions:
             return 0
+        if self._pool_form == "running":
+            kh = self._kernel_shape[0]
+            return int(kh > 1) * self.out_shape[1] * self._in_bits * self._in_channels
         return (self.span[0] - 1) * self._width * self._in_bits * self._in_channels
 
     @property
@@ -1358,7 +1423,7 @@ class ConvSpec:
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
                 self._stage._key(), self._border, self._border_value, self._operation,
-                self._ppc, self.separable, self.accumulates_positions,
+                self._ppc, self.separable, self.accumulates_positions, self._pool_form,
                 None if self._window_scales is None
                 else tuple(sorted(self._window_scales.items())))
 
@@ -1379,6 +1444,7 @@ class ConvSpec:
         }
         if self._operation != "conv":
             facts["operation"] = self._operation
+            facts["pool_form"] = self._pool_form
         if self._window_scales is not None:
             facts["window_scales"] = {str(n): list(v) for n, v in self._window_scales.items()}
         if self._border != "constant" or self._border_value:   # (default: headers unchanged)

@@ -44,8 +44,9 @@ CASES = {
     # A register line buffer, but output rows longer than the map: a window of registers.
     "folded-3wide-long-rows": dict(width=3, height=3, weights=_weights(5, (2, 2, 3, 3)),
                                    padding=((1, 1), (1, 2)), pe=1, simd=3, shift=4, out_bits=8),
+    # (The window form: tiling windows take the running form, tests/test_pool_compact.py.)
     "pool-2x2-stride2-4wide": dict(width=4, height=4, kernel_shape=2, stride=2, in_channels=3,
-                                   operation="max-pool"),
+                                   operation="max-pool", pool_form="window"),
     "pool-3x3-stride1-pad1-3wide": dict(width=3, height=5, kernel_shape=3, padding=1,
                                         in_channels=2, in_signed=True, operation="max-pool"),
     "pool-1x3-stride1x2-pad": dict(width=7, height=3, kernel_shape=(1, 3), stride=(1, 2),

@@ -59,6 +59,7 @@ from .dense import AccumulatingDatapath
 from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
+from .pool import running_max_pool
 from .products import TermBuilder
 from .requantize import requantize, serial_requantize, shares_output_stage
 from .schedule import Scheduler
@@ -155,6 +156,11 @@ class Conv2d(StreamingCore):
             self.write_result(m, output, done, results)
             return m
         m.d.sync += s1_pixel.eq(captured)
+        if spec.pool_form == "running":
+            results, done = running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel,
+                                             pixel_shape)
+            self.write_result(m, output, done, results)
+            return m
         span_h = spec.span[0]
         column = [s1_pixel] * kh
         # ``window_in_line_buffer``: the line buffer keeps every kernel row, and its last
