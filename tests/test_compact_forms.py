@@ -44,6 +44,15 @@ CASES = {
     # A register line buffer, but output rows longer than the map: a window of registers.
     "folded-3wide-long-rows": dict(width=3, height=3, weights=_weights(5, (2, 2, 3, 3)),
                                    padding=((1, 1), (1, 2)), pe=1, simd=3, shift=4, out_bits=8),
+    # Held operands over 14 chunks (two registers per head in the selector's first level), a
+    # lane past the inputs, a border value that is not 0.
+    "folded-14-chunks-border": dict(width=4, height=3, weights=_weights(6, (2, 3, 3, 3)),
+                                    padding=1, border_value=200, pe=1, simd=2, shift=5,
+                                    out_bits=8),
+    # One chunk (simd = the inputs), a border value that is not 0.
+    "folded-one-chunk-border": dict(width=4, height=4, weights=_weights(7, (3, 1, 3, 3)),
+                                    padding=1, border_value=9, pe=1, simd=9, shift=3,
+                                    out_bits=8),
     # (The window form: tiling windows take the running form, tests/test_pool_compact.py.)
     "pool-2x2-stride2-4wide": dict(width=4, height=4, kernel_shape=2, stride=2, in_channels=3,
                                    operation="max-pool", pool_form="window"),

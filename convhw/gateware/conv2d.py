@@ -476,19 +476,24 @@ class Conv2d(StreamingCore):
         with m.If(s2.emit):
             m.d.sync += markers.eq(s2)
         # With a constant border the window's taps hold from the load to the last chunk (no
-        # position issues in between), and so do the masks, in ``s2`` then in ``markers``: the
-        # engine selects each chunk's operands from them (``FoldedDatapath`` ``held``).
+        # position issues in between): the engine selects each chunk's operands from them and
+        # masks them itself (``FoldedDatapath`` ``held``), with the masks kept in a register
+        # from the cycle after they were in ``s1`` (the load) until the next position's are.
         held = spec.folded_operands == "window"
-        masks = s2
         if held:
-            masks = Signal.like(s2, name="fold_masks")
-            m.d.comb += masks.eq(Mux(s2.emit, s2.as_value(), markers.as_value()))
+            kept = Signal.like(s1, name="fold_masks")
+            with m.If(s1.emit):
+                m.d.sync += kept.eq(s1)
+
+        def held_inside(n):
+            row, col = divmod(n % (kh * kw), kw)
+            return inside(row, col, kept)
 
         def value(n, group):
             ci, index = divmod(n, kh * kw)
             row, col = divmod(index, kw)
-            mask = inside(row, col, masks) if held else inside(row, col)
             pixel = tap(row, col, group * per_group + ci)
+            mask = None if held else inside(row, col)
             return pixel if mask is None else Mux(mask, pixel, spec.border_value)
 
         runtime = spec.runtime_coeffs
@@ -500,7 +505,7 @@ class Conv2d(StreamingCore):
                                 coef=self.coef if runtime else None,
                                 finish=finish if lanes_share else None,
                                 finish_stages=spec.back_stages if lanes_share else 0,
-                                held=held)
+                                held=held, inside=held_inside if held else None)
         final = Signal.like(s2)
         m.d.comb += [final.eq(markers), final.emit.eq(engine.final)]
         if lanes_share:

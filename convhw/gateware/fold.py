@@ -2,19 +2,21 @@
 
 Contract: in the cycle ``load`` is high (``s2.emit``, a position that completes an output),
 ``value(n, group)`` holds input ``n`` of that group's output values (PyTorch order
-``(ci*KH + row)*KW + col``, taps already masked to zero in padding). The datapath then takes
-``spec.fold`` cycles (``P = ceil(Cout/pe)`` channel groups, each over ``Q = ceil(N/simd)`` input
-chunks), and ``spec.FOLD_STAGES + spec.fold - 1 + spec.tree_depth`` cycles after ``load`` every
-output channel's accumulator stands in :attr:`accumulators`, for one cycle marked by ``done``.
+``(ci*KH + row)*KW + col``, taps already masked in padding, except ``held``: there the engine
+masks them). The datapath then takes ``spec.fold`` cycles (``P = ceil(Cout/pe)`` channel groups,
+each over ``Q = ceil(N/simd)`` input chunks), and ``spec.FOLD_STAGES + spec.fold - 1 +
+spec.tree_depth`` cycles after ``load`` every output channel's accumulator stands in
+:attr:`accumulators`, for one cycle marked by ``done``.
 A new ``load`` may come ``spec.fold`` cycles after the previous one (the issue gate sees to it).
 
 Operands
     ``held`` (``spec.folded_operands == "window"``): ``value`` holds from ``load`` to the last
     chunk, and ``simd`` head registers per group take the next chunk's inputs from it each cycle,
-    selected by a chunk counter. Otherwise one rotator per group holds the position's ``N``
-    inputs (zero-padded to ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd``
-    registers are always the current chunk. A lane whose channel changes group from one channel
-    group to the next selects among the groups' heads by the channel group.
+    selected in two registered levels by a one-hot chunk register, and masked in the second.
+    Otherwise one rotator per group holds the position's ``N`` inputs (zero-padded to
+    ``Q*simd``) and turns by ``simd`` each cycle, so its first ``simd`` registers are always the
+    current chunk. A lane whose channel changes group from one channel group to the next
+    selects among the groups' heads by the channel group.
 
 Weights
     One block RAM word per cycle: word ``p*Q + q`` holds the ``pe*simd`` weights of channel group
@@ -27,6 +29,9 @@ Pipeline
     accumulators -> collector (every channel's total) -> ``accumulators``.
 """
 
+import operator
+from functools import reduce
+
 from amaranth import *
 from amaranth.lib import memory
 from amaranth.utils import ceil_log2
@@ -36,6 +41,10 @@ from .adder_tree import Term, adder_tree
 from .delay import delay
 
 __all__ = ["FoldedDatapath"]
+
+
+#: ``held``: chunks per register of the first level of a head's selector.
+HELD_PART_CHUNKS = 8
 
 
 class FoldedDatapath:
@@ -66,7 +75,10 @@ class FoldedDatapath:
         not accumulators.
     held : bool
         ``value`` holds from ``load`` to the last chunk: head registers select each chunk from
-        it (no rotator).
+        it (no rotator). ``value`` is then the unmasked input, and ``inside`` its mask.
+    inside : callable, optional
+        ``held``: ``inside(n)``, whether input ``n`` is inside the image (else the border
+        value replaces it), from ``load`` to the last chunk.
 
     Attributes
     ----------
@@ -81,7 +93,7 @@ class FoldedDatapath:
     """
 
     def __init__(self, m, spec, value, load, prefetch, swap=None, coef=None, finish=None,
-                 finish_stages=0, held=False):
+                 finish_stages=0, held=False, inside=None):
         self._m, self._spec = m, spec
         pe, simd = spec.pe, spec.simd
         folds_p, folds_q, fold = spec.pe_folds, spec.simd_folds, spec.fold
@@ -106,29 +118,7 @@ class FoldedDatapath:
         heads = []
         element = signed(spec.in_bits) if spec.in_signed else unsigned(spec.in_bits)
         if held:
-            # The inputs hold from ``load`` to the last chunk: each head register selects its
-            # input of the next chunk by a counter register (0 at ``load``: it returns to 0 at
-            # a group's last chunk, so also at a position's final one, and stays there).
-            fetch = Signal(range(folds_q), name="fetch_chunk")
-            with m.If(load):
-                m.d.sync += fetch.eq(1 % folds_q)
-            with m.Elif(active):
-                m.d.sync += fetch.eq(Mux((fetch == folds_q - 1) | (step == fold - 1), 0,
-                                         fetch + 1))
-            for g in range(spec.groups):
-                head = []
-                for s in range(simd):
-                    options = [value(q * simd + s, g) if q * simd + s < inputs else 0
-                               for q in range(folds_q)]
-                    reg = Signal(element, name=f"head_{g}_{s}")
-                    if folds_q == 1:
-                        picked = options[0]
-                    else:
-                        picked = Array(options)[fetch]
-                    with m.If(load | active):
-                        m.d.sync += reg.eq(picked)
-                    head.append(reg)
-                heads.append(head)
+            heads = self._held_heads(value, inside, prefetch, element)
         else:
             # Rotators: one per group, loaded with the position's inputs, turning by ``simd``.
             for g in range(spec.groups):
@@ -203,6 +193,50 @@ class FoldedDatapath:
         self.final = active & (step == fold - 1)
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
+
+    def _held_heads(self, value, inside, prefetch, element):
+        """Per group, ``simd`` heads that take the next chunk from the held inputs.
+
+        A one-hot chunk select (chunk 0 after ``prefetch``, then turning every cycle: what the
+        heads take outside a position's chunks is never used) picks each input by an AND-OR in
+        two levels: registers hold the OR over parts of at most :data:`HELD_PART_CHUNKS`
+        chunks, and a head is their OR, masked by flags registered from the select and the
+        masks alone, in front of the multiplier input registers. Neither the masks nor the
+        select's fan-out are in series with the whole selector (the held masks through a
+        15-way one were the UP5K critical path).
+        """
+        m, spec = self._m, self._spec
+        simd, folds_q, inputs = spec.simd, spec.simd_folds, spec.inputs_per_output
+        if folds_q == 1:
+            select = [C(1)]
+        else:
+            select = Signal(folds_q, name="operand_chunk")
+            m.d.sync += select.eq(Mux(prefetch, 1, select.rotate_left(1)))
+        parts = -(-folds_q // HELD_PART_CHUNKS)
+        border = spec.border_value
+        heads = [[] for _ in range(spec.groups)]
+        for s in range(simd):
+            chunks = [q for q in range(folds_q) if q * simd + s < inputs]
+            # The input is inside the image (else padding: the border value), and, where the
+            # lane has chunks past the inputs, a real one (else 0: its weight is 0 too).
+            keep = Signal(name=f"head_inside_{s}")
+            m.d.sync += keep.eq(_any([select[q] & inside(q * simd + s) for q in chunks]))
+            fill = C(1)
+            if border != 0 and len(chunks) < folds_q:
+                fill = Signal(name=f"head_real_{s}")
+                m.d.sync += fill.eq(_any([select[q] for q in chunks]))
+            for g in range(spec.groups):
+                ors = []
+                for k in range(parts):
+                    part = [q for q in chunks if q * parts // folds_q == k]
+                    reg = Signal(element, name=f"head_{g}_{s}_part{k}")
+                    m.d.sync += reg.eq(_any([Mux(select[q], value(q * simd + s, g), 0)
+                                             for q in part]))
+                    ors.append(reg)
+                head = Signal(element, name=f"head_{g}_{s}")
+                m.d.comb += head.eq(Mux(keep, _any(ors), Mux(fill, border, 0)))
+                heads[g].append(head)
+        return heads
 
     def _weight_memory(self, prefetch, swap, coef):
         """The weight word of the chunk at the rotators' heads, in a register.
@@ -280,6 +314,11 @@ class FoldedDatapath:
                 bits |= (weight & ((1 << spec.coeff_bits) - 1)) << ((k * spec.simd + s)
                                                                     * spec.coeff_bits)
         return bits
+
+
+def _any(values):
+    """The OR of ``values`` (0 when none)."""
+    return reduce(operator.or_, values) if values else C(0)
 
 
 class _Word:
