@@ -1278,8 +1278,9 @@ class ConvSpec:
     def pipeline_depth(self):
         """Cycles from a position's issue to its result entering the output FIFO."""
         if self._pool_form == "running":
-            # The pixel meets the partial maximum in S1; one register holds the result.
-            return self.FRONT_STAGES - 1
+            # The pixel meets the partial maximum in S1; the result takes a register, then the
+            # result stage.
+            return self.FRONT_STAGES
         if self._operation == "max-pool":
             # No masked-tap registers: the comparison tree reads the window.
             return self.FRONT_STAGES - 1 + self.tree_depth + self.back_stages

@@ -82,8 +82,8 @@ def _oracle(name, spec, frame):
 def test_form_chosen_by_the_spec():
     spec = _spec("2x2-8x8x8-signed")
     assert spec.pool_form == "running" and spec.pool_partials == "registers"
-    assert spec.pipeline_depth == 2 and spec.latency == 4
-    assert spec.output_queue_depth == 8    # (the queue memory's rows: 5 results need 8)
+    assert spec.pipeline_depth == 3 and spec.latency == 5
+    assert spec.output_queue_depth == 8    # (the queue memory's rows: 6 results need 8)
     assert spec.line_buffer_bits == 4 * 8 * 8
     window = _spec("2x2-8x8x8-signed", pool_form="window")
     assert window.pool_form == "window" and window.pool_partials is None
@@ -144,8 +144,8 @@ def test_running_pool_cycles_as_predicted(name):
 @pytest.mark.parametrize("name", ["2x2-8x8x8-signed", "3x2-11x7-memory-tail",
                                   "2x2-6x4-relu-clamp"])
 def test_running_pool_equals_window_form(name):
-    """Both forms give the same frames; the running form's results come 2 cycles earlier
-    (the window form's tree level and rounding register)."""
+    """Both forms give the same frames; the running form's results come a cycle earlier
+    (the window form's tree level and rounding register, the running form's result stage)."""
     running, window = _spec(name), _spec(name, pool_form="window")
     frames = _frames(running, 3, seed=5)
     a = simulate(Conv2d(running), frames, in_stall=0.2, out_stall=0.2, seed=4)
@@ -153,7 +153,7 @@ def test_running_pool_equals_window_form(name):
     assert not a.errors and not b.errors
     for x, y in zip(a.frames, b.frames):
         np.testing.assert_array_equal(x, y)
-    assert window.latency - running.latency == window.tree_depth + window.back_stages
+    assert window.latency - running.latency == window.tree_depth + window.back_stages - 1
 
 
 def test_all_negative_frames():

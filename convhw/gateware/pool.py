@@ -5,8 +5,8 @@ pixel belongs to at most one window, and the scheduler completes an output exact
 window's last (bottom-right) pixel. So the core keeps one partial maximum per output column
 (all channels): the maximum of the window's pixels seen so far, which every pixel of the window
 raises and whose value after the window's last pixel is the result. Pixels right of or below
-the last whole window change no result. The result enters the output queue a cycle later,
-saturated when the spec clamps (a clamp commutes with the maximum).
+the last whole window change no result. The result enters the output queue two cycles later,
+from a result stage, saturated when the spec clamps (a clamp commutes with the maximum).
 
 Registers (``spec.pool_partials == "registers"``): a ring of one register per output column.
 Its head is the current output column's partial maximum, raised by each pixel in place (a
@@ -16,7 +16,8 @@ to the tail (after a window's last row it is the result, held there for a cycle 
 the head takes the following output column's partial maximum, or the lowest value when a window
 starts there. A stream row holds one window row of every output column, so the ring turns once
 per output column and row; a frame's first position sets the head to the lowest value, so rows
-below the last whole window leave nothing behind.
+below the last whole window leave nothing behind. The ring holds complements in offset binary,
+which a carry chain adds to the pixel to compare them (no inverter in the head's loop).
 
 Memory (``"memory"``, more output columns): a running register holds the maximum along the
 current window row, and a memory the partial maxima of the rows above, one word per output
@@ -25,8 +26,10 @@ written at the window row's last pixel; a register holds the result.
 
 Timing: a position issued at P0 is at S1 the next cycle (its pixel, and its place in the window
 from counters that step at P0 and start over at each frame's first position), where it meets
-its partial maximum; the result enters the output queue from a register a cycle later:
-``spec.pipeline_depth`` is 2.
+its partial maximum; the result is in a register (the ring's tail, or the result register) a
+cycle later and enters the output queue from the result stage the cycle after:
+``spec.pipeline_depth`` is 3. (Without the result stage, the queue's block RAMs pulled the
+tail, which takes the comparison's result, far from the head: 52 MHz on the UP5K.)
 """
 
 from amaranth import *
@@ -76,6 +79,16 @@ def _window_place(m, spec, sched, issue):
     return flags
 
 
+def _ring_code(spec, bits):
+    """The running pool's ring holds a pixel value ``v`` as the ``bits``-bit
+    code ``code(v)``, the complement of ``v`` in offset binary (``v - lo``), so that a pixel
+    ``p`` is above ``v`` exactly when ``(p - lo) + code(v)`` carries out of ``bits`` bits.
+    ``code(v) == v ^ code(0)`` on ``v``'s two's complement bits."""
+    lo, _ = spec.pixel_range
+    mask = (1 << bits) - 1
+    return lambda value: ~(value - lo) & mask
+
+
 def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape):
     """The running max pool's datapath from S1 (``s1`` the position's control, ``s1_pixel``
     its pixel, 0 after an early end of frame): ``(results, control)``, one result per channel,
@@ -96,13 +109,26 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
         # first position), so a pixel is only compared with it. As a window row ends, its
         # partial maximum goes to the tail: after the window's last row, the tail holds the
         # result for a cycle at least. (One-row windows, or one output column: a ring of 2.)
-        lowest = word.const([lo] * channels)
-        ring = [Signal(word, name=f"partial_{k}", init=[lo] * channels, reset_less=True)
+        # The ring holds each value in the comparison's code (:func:`_ring_code`), so a carry
+        # chain compares the pixel with the head without an inverter in front of it.
+        bits = Shape.cast(word.elem_shape).width
+        code = _ring_code(spec, bits)
+        lowest = C(int("".join([f"{code(lo):0{bits}b}"] * channels), 2), bits * channels)
+        # (No initial value: a frame's first position loads the head, and the other columns'
+        # partial maxima are written before they are read. An iCE40 flip-flop starts at 0; one
+        # starting at 1 stores its complement, which puts back the inverter in front of the
+        # carry chain.)
+        ring = [Signal(bits * channels, name=f"partial_{k}", reset_less=True)
                 for k in range(max(2, out_w if kh > 1 else 1))]
         head = ring[0]
-        updated = Signal(word, name="partial_updated")
+        updated = Signal(bits * channels, name="partial_updated")
         for ci in range(channels):
-            m.d.comb += updated[ci].eq(_larger(pixel[ci], head[ci]))
+            raw = Value.cast(pixel[ci]).as_unsigned()
+            own = head.word_select(ci, bits)
+            # ``offset + own`` carries out exactly when the pixel is above the head's value.
+            offset = raw ^ (1 << (bits - 1)) if lo < 0 else raw
+            above = (offset + own)[bits]
+            m.d.comb += updated.word_select(ci, bits).eq(Mux(above, raw ^ code(0), own))
         with m.If(turns):
             m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(1, len(ring) - 1)]
             m.d.sync += ring[-1].eq(updated)
@@ -111,10 +137,11 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
         with m.Elif(turns):
             # (With one output column, the column's next window row is the head's own.)
             following = ring[1] if out_w > 1 else updated
-            m.d.sync += head.eq(Mux(place["reopens"], lowest.as_value(), following.as_value()))
+            m.d.sync += head.eq(Mux(place["reopens"], lowest, following))
         with m.Elif(moves):
             m.d.sync += head.eq(updated)
-        result = ring[-1]
+        tail = ring[-1]
+        result = word(Cat(*[tail.word_select(ci, bits) ^ code(0) for ci in range(channels)]))
     else:
         running = Signal(word, name="row_max", reset_less=True)
         column = Signal(range(out_w), name="pool_out_column")
@@ -143,12 +170,17 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
         result = Signal(word, name="pool_result", reset_less=True)
         m.d.sync += result.eq(updated)
 
-    # The results enter the output queue a cycle after the position (saturated into the
+    # The result stage: a register of the result a cycle after the position, by the output
+    # queue's memory (whose write data would otherwise pull the comparison's far end to it).
+    staged = Signal(word, name="pool_staged", reset_less=True)
+    m.d.sync += staged.eq(result)
+
+    # The results enter the output queue two cycles after the position (saturated into the
     # output range when the spec clamps).
     out_lo, out_hi = spec.out_range
     results = []
     for ci in range(channels):
-        value = result[ci]
+        value = staged[ci]
         if out_lo > lo:
             value = Mux(value < out_lo, out_lo, value)
         if out_hi < hi:
@@ -156,6 +188,6 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
         output = Signal(signed(spec.out_bits), name=f"pool_output_{ci}")
         m.d.comb += output.eq(value)
         results.append(output)
-    done = delay(m, s1, 1, "control")
-    assert spec.pipeline_depth == 2
+    done = delay(m, s1, 2, "control")
+    assert spec.pipeline_depth == 3
     return results, done
