@@ -54,7 +54,7 @@ from ..terms import tree_depth
 from .adder_tree import Term, adder_tree
 from .coefficients import CoefficientBank
 from .core_io import StreamingCore
-from .delay import delay
+from .delay import delay, sparse_delay
 from .dense import AccumulatingDatapath
 from .fold import FoldedDatapath
 from .issue import IssueGate
@@ -506,12 +506,15 @@ class Conv2d(StreamingCore):
                                 finish=finish if lanes_share else None,
                                 finish_stages=spec.back_stages if lanes_share else 0,
                                 held=held, inside=held_inside if held else None)
-        final = Signal.like(s2)
-        m.d.comb += [final.eq(markers), final.emit.eq(engine.final)]
+        # A position's last chunk comes ``fold`` cycles after the previous one at the soonest:
+        # its frame markers wait in counters rather than a shift register.
+        def control(cycles):
+            emit, markers_out = sparse_delay(m, engine.final, Cat(markers.first, markers.last),
+                                             cycles, spec.fold, "control")
+            return SimpleNamespace(emit=emit, first=markers_out[0], last=markers_out[1])
         if lanes_share:
-            done = delay(m, final, engine.final_to_done, "control")
-            return engine.accumulators, done
-        done = delay(m, final, engine.final_to_done + spec.back_stages, "control")
+            return engine.accumulators, control(engine.final_to_done)
+        done = control(engine.final_to_done + spec.back_stages)
         results = []
         for co, total in enumerate(engine.accumulators):
             lo, hi = spec.acc_ranges[co]

@@ -65,6 +65,53 @@ class OutputQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = len(self.w_data.as_value())
+        valid = Signal()
+        data = self._formal_write_data(m, platform)
+        if self._depth <= 2:
+            stored, fetch, payload, state = self._register_stage(m, data, valid)
+        else:
+            stored, fetch, payload, state = self._memory_stage(m, data, valid, width)
+        pop = valid & self.o.ready
+        m.d.sync += valid.eq(fetch | (valid & ~self.o.ready))
+
+        owed = Signal(range(self._depth + 1))
+        m.d.sync += owed.eq(owed + self.start - pop)
+        # ``owed < depth`` kept in a register (it gates a core's issue logic): computed from
+        # the present count for each of the three ways the count can move.
+        can_start = Signal(init=1)
+        m.d.comb += self.next_can_start.eq(Mux(self.start & ~pop, owed < self._depth - 1,
+                                               Mux(pop & ~self.start, 1, owed < self._depth)))
+        m.d.sync += can_start.eq(self.next_can_start)
+        m.d.comb += [
+            self.can_start.eq(can_start),
+            self.o.valid.eq(valid),
+            self.o.payload.eq(payload),
+        ]
+        if getattr(platform, "formal_checks", False):
+            self._add_formal_checks(m, platform, stored=stored, valid=valid, owed=owed,
+                                    can_start=can_start, fetch=fetch, pop=pop, **state)
+        return m
+
+    def _register_stage(self, m, data, valid):
+        """Depth 1 or 2: one register of ``w_data`` before the output register, which is the
+        second slot (the credits never let a third result in: a write finds the register
+        empty or moving on). ``(stored, fetch, payload, formal state)``."""
+        held = Signal(self.w_data.shape(), reset_less=True, name="held")
+        shown = Signal(len(held.as_value()), reset_less=True, name="shown")
+        stored = Signal(name="stored")        # ``held`` has a result not yet in ``shown``
+        fetch = stored & (~valid | self.o.ready)
+        with m.If(self.w_en):
+            m.d.sync += [held.eq(data), stored.eq(1)]
+        with m.Else():
+            m.d.sync += stored.eq(stored & ~fetch)
+        with m.If(fetch):
+            m.d.sync += shown.eq(held.as_value())
+        return stored, fetch, shown, dict(rows=1, entries=[held], has_stored=stored,
+                                          writable=~stored | fetch)
+
+    def _memory_stage(self, m, data, valid, width):
+        """A memory of results and a read stage (the memory's output is the payload).
+        ``(stored, fetch, payload, formal state)``."""
         # A memory of results and a read stage (the block RAM's output is the payload). The
         # credits guarantee that a write never finds the memory full, so nothing checks it, and
         # that a row is never read in the cycle it is written (``no_rw_check``).
@@ -78,12 +125,10 @@ class OutputQueue(wiring.Component):
         read_addr = Signal(range(rows), reset_less=True)
         stored = Signal(range(rows + 1))      # written, not yet read into the output stage
         has_stored = Signal()                 # ``stored != 0``, kept in a register
-        valid = Signal()
-        pop = valid & self.o.ready
         fetch = has_stored & (~valid | self.o.ready)
         m.d.comb += [
             wr.en.eq(self.w_en), wr.addr.eq(read_addr + stored),
-            wr.data.eq(self._formal_write_data(m, platform)),
+            wr.data.eq(data),
             rd.en.eq(fetch), rd.addr.eq(read_addr),
         ]
         # Written as conditions rather than arithmetic on the enables, so a Verilog simulator's
@@ -100,27 +145,8 @@ class OutputQueue(wiring.Component):
             ]
         with m.If(fetch):
             m.d.sync += read_addr.eq(read_addr + 1)
-        m.d.sync += valid.eq(fetch | (valid & ~self.o.ready))
-
-        owed = Signal(range(self._depth + 1))
-        m.d.sync += owed.eq(owed + self.start - pop)
-        # ``owed < depth`` kept in a register (it gates a core's issue logic): computed from
-        # the present count for each of the three ways the count can move.
-        can_start = Signal(init=1)
-        m.d.comb += self.next_can_start.eq(Mux(self.start & ~pop, owed < self._depth - 1,
-                                               Mux(pop & ~self.start, 1, owed < self._depth)))
-        m.d.sync += can_start.eq(self.next_can_start)
-        m.d.comb += [
-            self.can_start.eq(can_start),
-            self.o.valid.eq(valid),
-            self.o.payload.eq(rd.data),
-        ]
-        if getattr(platform, "formal_checks", False):
-            self._add_formal_checks(m, platform, storage=storage, rows=rows,
-                                    read_addr=read_addr, stored=stored, has_stored=has_stored,
-                                    valid=valid, owed=owed, can_start=can_start, fetch=fetch,
-                                    pop=pop)
-        return m
+        return stored, fetch, rd.data, dict(rows=rows, entries=(storage, read_addr),
+                                            has_stored=has_stored, writable=stored < rows)
 
     def _formal_write_data(self, m, platform):
         """``w_data``; in a formal build that abstracts data (``platform.formal_abstract_data``)
@@ -137,27 +163,30 @@ class OutputQueue(wiring.Component):
         ]
         return abstract
 
-    def _add_formal_checks(self, m, platform, *, storage, rows, read_addr, stored, has_stored,
+    def _add_formal_checks(self, m, platform, *, rows, entries, stored, has_stored, writable,
                            valid, owed, can_start, fetch, pop):
         """Formal builds only (``platform.formal_checks``, see :mod:`convhw.formal`): assert
         the queue's own invariants with ``platform.formal_property`` and keep its state in
         :attr:`formal_view` for a harness to relate to the core around it."""
         prop = platform.formal_property
         depth = self._depth
-        # Entry ``j`` of the memory, counted from the read address (comb read ports: formal
-        # builds only, they would cost a LUT RAM each).
-        entries = []
-        for j in range(rows):
-            port = storage.read_port(domain="comb")
-            m.d.comb += port.addr.eq(read_addr + j)
-            entries.append(self.w_data.shape()(port.data))
+        if isinstance(entries, tuple):
+            # Entry ``j`` of the memory, counted from the read address (comb read ports: formal
+            # builds only, they would cost a LUT RAM each).
+            storage, read_addr = entries
+            entries = []
+            for j in range(rows):
+                port = storage.read_port(domain="comb")
+                m.d.comb += port.addr.eq(read_addr + j)
+                entries.append(self.w_data.shape()(port.data))
         m.d.comb += [
             prop("queue_counts", has_stored == (stored != 0)),
             prop("queue_counts", can_start == (owed < depth)),
             prop("queue_counts", owed <= depth),
             prop("queue_counts", stored + valid <= owed),
-            # A write always finds a free row (and never the row read in the same cycle).
-            prop("fifo_no_overflow", ~self.w_en | (stored < rows)),
+            # A write always finds a free row (and never the row read in the same cycle, unless
+            # that row is the register before the output register).
+            prop("fifo_no_overflow", ~self.w_en | writable),
             # A read or a pop always finds a result.
             prop("fifo_no_underflow", ~fetch | (stored != 0)),
             prop("fifo_no_underflow", ~pop | (owed != 0)),

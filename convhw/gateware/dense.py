@@ -42,7 +42,7 @@ from amaranth.utils import ceil_log2
 
 from ..spec import signed_bits
 from .adder_tree import Term, adder_tree
-from .delay import delay
+from .delay import delay, sparse_delay
 from .requantize import requantize
 
 __all__ = ["AccumulatingDatapath"]
@@ -153,7 +153,7 @@ class AccumulatingDatapath:
         start = Signal(name="dense_total_ready")
         m.d.sync += start.eq(complete)
         start_group = self._group_counter(m, start, groups, "dense_finish_group")
-        write = delay(m, start, finish_stages, "dense_write")
+        write, _ = sparse_delay(m, start, Cat(), finish_stages, chunks, "dense_write")
         write_group = self._group_counter(m, write, groups, "dense_write_group")
         lane_results = {}
         for k, total in enumerate(totals):

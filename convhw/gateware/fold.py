@@ -38,7 +38,7 @@ from amaranth.utils import ceil_log2
 
 from ..spec import signed_bits
 from .adder_tree import Term, adder_tree
-from .delay import delay
+from .delay import delay, sparse_delay
 
 __all__ = ["FoldedDatapath"]
 
@@ -181,8 +181,9 @@ class FoldedDatapath:
             shape = results[0].shape()
         else:
             results, shape = lanes, signed(signed_bits(acc_lo, acc_hi))
-        write = delay(m, active & last_chunk, tree_delay + 1 + finish_stages, "group_done")
-        write_group = delay(m, complete_group, finish_stages, "group_of_result")
+        # A group's last chunk comes every ``Q`` cycles at the most often.
+        write, write_group = sparse_delay(m, active & last_chunk, group,
+                                          tree_delay + 1 + finish_stages, folds_q, "group_done")
         self.accumulators = []
         for co in range(spec.out_channels):
             total = Signal(shape, name=f"total_{co}")
