@@ -30,17 +30,16 @@ def sparse_delay(m, valid, payload, cycles, spacing, name):
         return valid, payload
     slots = -(-cycles // max(1, spacing))
     count_bits = cycles.bit_length()
-    pointer_bits = 2 * (slots - 1).bit_length()
+    pointer_bits = (slots - 1).bit_length()
     if slots * (count_bits + len(payload)) + pointer_bits + 1 >= cycles * (1 + len(payload)):
         out = delay(m, Cat(valid, payload), cycles, name)
         return out[0], out[1:]
     # Slot ``j`` counts the clocks left to its event's output (0: free); events take the
-    # slots in turn and leave in the same order.
+    # slots in turn.
     lefts = [Signal(range(cycles + 1), name=f"{name}_left{j}") for j in range(slots)]
     kept = [Signal(len(payload), name=f"{name}_payload{j}", reset_less=True)
             for j in range(slots)]
     write = Signal(range(slots), name=f"{name}_write")
-    read = Signal(range(slots), name=f"{name}_read")
     out_valid = Signal(name=f"{name}_valid")
     for j, (left, value) in enumerate(zip(lefts, kept)):
         taken = valid & (write == j) if slots > 1 else valid
@@ -53,10 +52,16 @@ def sparse_delay(m, valid, payload, cycles, spacing, name):
         m.d.sync += out_valid.eq(valid)
     else:
         m.d.sync += out_valid.eq(Cat(left == 2 for left in lefts).any())
-    if slots > 1:
-        with m.If(valid):
-            m.d.sync += write.eq(Mux(write == slots - 1, 0, write + 1))
-        with m.If(out_valid):
-            m.d.sync += read.eq(Mux(read == slots - 1, 0, read + 1))
-        return out_valid, Array(kept)[read]
-    return out_valid, kept[0]
+    if slots == 1:
+        return out_valid, kept[0]
+    # The payload of the slot whose counter is at 1 (no read pointer: the counters alone
+    # decide, so no state of the pointers can pair an event with another's payload).
+    with m.If(valid):
+        m.d.sync += write.eq(Mux(write == slots - 1, 0, write + 1))
+    out = Signal(len(payload), name=f"{name}_payload")
+    chosen = [Mux(left == 1, value, 0) for left, value in zip(lefts, kept)]
+    combined = chosen[0]
+    for other in chosen[1:]:
+        combined = combined | other
+    m.d.comb += out.eq(combined)
+    return out_valid, out

@@ -171,8 +171,8 @@ class FoldedDatapath:
         # A lane's total is complete the cycle after its group's last chunk accumulated; its
         # output stage (when given) follows, then the collector keeps it.
         complete_group = delay(m, group, tree_delay + 1, "group_of_total")
+        complete = delay(m, active & last_chunk, tree_delay + 1, "total_complete")
         if finish is not None:
-            complete = delay(m, active & last_chunk, tree_delay + 1, "total_complete")
             results = []
             for k, acc in enumerate(lanes):
                 channels = [p * pe + k for p in range(folds_p) if p * pe + k < spec.out_channels]
@@ -181,9 +181,9 @@ class FoldedDatapath:
             shape = results[0].shape()
         else:
             results, shape = lanes, signed(signed_bits(acc_lo, acc_hi))
-        # A group's last chunk comes every ``Q`` cycles at the most often.
-        write, write_group = sparse_delay(m, active & last_chunk, group,
-                                          tree_delay + 1 + finish_stages, folds_q, "group_done")
+        # A group's total is complete every ``Q`` cycles at the most often.
+        write, write_group = sparse_delay(m, complete, complete_group, finish_stages, folds_q,
+                                          "group_done")
         self.accumulators = []
         for co in range(spec.out_channels):
             total = Signal(shape, name=f"total_{co}")
