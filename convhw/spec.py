@@ -29,6 +29,9 @@ Folding
 ``KH*KW*Cin/groups`` inputs of one output value. A position that completes an output takes
 ``fold = ceil(Cout/pe) * ceil(KH*KW*Cin/groups / simd)`` cycles; a position that completes none
 takes one. The default, ``pe = Cout`` and ``simd`` = all inputs, is one position per clock.
+A folded dense layer (the kernel covers the frame) is built in the accumulating form instead
+(:attr:`ConvSpec.accumulates_positions`): every position takes ``ceil(Cout/pe) *
+ceil(Cin/simd)`` cycles.
 
 Schedule
 --------
@@ -172,6 +175,11 @@ class ConvSpec:
         is built as a vertical then a horizontal 1-D pass when that takes fewer adder-tree
         inputs (:mod:`convhw.separable`). ``True`` requires that form (and with runtime
         coefficients loads the two vectors), ``False`` builds the 2-D form.
+    accumulate_positions : bool, optional
+        ``None`` (automatic): a folded dense layer (the kernel covers the frame, no padding or
+        dilation) multiplies and accumulates each pixel as it streams in, with no line buffer
+        or window (:attr:`accumulates_positions`). ``True`` requires that form, ``False``
+        builds the windowed one.
     pool_form : "running" or "window", optional
         A max pool's form (:attr:`pool_form`). ``None`` (automatic) takes ``"running"`` for
         windows that tile the frame (stride equal to the kernel, no padding, no dilation),
@@ -189,7 +197,7 @@ class ConvSpec:
                  flip=False, shift=None, scale=None, rounding="half-up", out_bits=None,
                  clamp=None, max_dsps=None, pe=None, simd=None, border="constant",
                  border_value=0, operation="conv", pixels_per_clock=1, separable=None,
-                 window_scales=None, pool_form=None):
+                 window_scales=None, accumulate_positions=None, pool_form=None):
         self._args = dict(width=width, height=height, kernel=kernel, kernel_shape=kernel_shape,
                           weights=weights, in_channels=in_channels, out_channels=out_channels,
                           groups=groups, bias=bias, relu=relu, stride=stride, padding=padding,
@@ -199,6 +207,7 @@ class ConvSpec:
                           pe=pe, simd=simd, border=border, border_value=border_value,
                           operation=operation, pixels_per_clock=pixels_per_clock,
                           separable=separable, window_scales=window_scales,
+                          accumulate_positions=accumulate_positions,
                           pool_form=pool_form)
         if operation not in OPERATIONS:
             raise ValueError(f"'operation' must be one of {', '.join(map(repr, OPERATIONS))}, "
@@ -277,6 +286,7 @@ class ConvSpec:
                              f"than {self.vertical_stages} positions (the vertical pass's "
                              f"cycles), not {self.positions_per_frame}")
         self._acc_ranges = self._accumulator_ranges()
+        self._accumulate = self._resolve_accumulate(accumulate_positions)
         self._window_scales = None
         if window_scales is not None:
             scale, shift = self._resolve_window_scales(window_scales, scale, shift, bias, relu)
@@ -537,6 +547,62 @@ class ConvSpec:
             return None
         return factors
 
+    def _resolve_accumulate(self, request):
+        """``request`` (``accumulate_positions``) checked: ``None``, ``True`` or ``False``."""
+        if request is not None and not isinstance(request, bool):
+            raise TypeError(f"'accumulate_positions' must be None (automatic), True or False, "
+                            f"not {request!r}")
+        reason = self._accumulate_obstacle()
+        if request and reason is not None:
+            raise ValueError(f"'accumulate_positions' True: {reason} (use "
+                             f"'accumulate_positions' False or None)")
+        return request
+
+    def _accumulate_obstacle(self):
+        """Why this layer cannot be built in the accumulating form, or ``None``."""
+        kh, kw = self._kernel_shape
+        if self._operation != "conv":
+            return f"'operation' {self._operation!r} does not multiply"
+        if not self.folded:
+            return f"an unfolded layer ('pe' {self._pe}, 'simd' {self._simd}) is built whole"
+        if (kh, kw) != (self._height, self._width) or self._dilation != (1, 1) \
+                or any(any(p) for p in self._padding):
+            return (f"the kernel {kh}x{kw} must cover the {self._height}x{self._width} frame "
+                    f"with no padding or dilation (a dense layer)")
+        if self._groups != 1:
+            return f"'groups' {self._groups} must be 1"
+        if self._simd > self._in_channels:
+            return (f"'simd' {self._simd} is more than the {self._in_channels} channels of a "
+                    f"pixel")
+        if self._weights is None:
+            return "runtime weights are not supported in this form ('weights' must be given)"
+        return None
+
+    @property
+    def accumulates_positions(self):
+        """Whether the core multiplies and accumulates each pixel as it arrives: a folded
+        dense layer (kernel == frame, no padding or dilation, groups 1, ``simd`` at most the
+        channels, compile-time weights), unless ``accumulate_positions`` is ``False``.
+
+        Every position then takes :attr:`fold_per_position` cycles: ``ceil(C/simd)`` chunks of
+        its pixel's channels for each of ``ceil(Cout/pe)`` channel groups, with weights from
+        block RAM by (position, group, chunk) and ``Cout`` accumulators kept across the
+        frame's positions; no line buffer, window or rotator (:mod:`convhw.gateware.dense`).
+        """
+        if self._accumulate is False:
+            return False
+        return self._accumulate_obstacle() is None
+
+    @property
+    def position_chunks(self):
+        """``ceil(Cin / simd)``: chunks of one pixel's channels (the accumulating form)."""
+        return -(-self._in_channels // self._simd)
+
+    @property
+    def fold_per_position(self):
+        """Cycles each position takes in the accumulating form: ``ceil(Cout/pe) *
+        ceil(Cin/simd)``."""
+        return self.pe_folds * self.position_chunks
     def _resolve_pool_form(self, pool_form):
         """A max pool's form, ``"running"`` or ``"window"``; ``None`` for a convolution."""
         if pool_form not in (None, "running", "window"):
@@ -836,7 +902,10 @@ class ConvSpec:
 
     @property
     def form(self):
-        """``"separable"`` or ``"2-d"``: the form the core is built in."""
+        """``"separable"``, ``"accumulating"`` (:attr:`accumulates_positions`) or ``"2-d"``:
+        the form the core is built in."""
+        if self.accumulates_positions:
+            return "accumulating"
         return "separable" if self._separable is not None else "2-d"
 
     @property
@@ -963,10 +1032,13 @@ class ConvSpec:
         ``"rotator"``, registers loaded with all the position's inputs that turn by ``simd``
         (border sources: the tap selects follow the scheduler; or more than
         :attr:`WINDOW_OPERAND_CHUNKS` chunks, whose selector would be the core's critical path:
-        a 72-way one took the 8x1 layer on the UP5K from 62 to 28 MHz). ``None`` when not
-        folded."""
+        a 72-way one took the 8x1 layer on the UP5K from 62 to 28 MHz); ``"pixel"``, a
+        selector per multiplier over the held input pixel's channels (the accumulating form,
+        :attr:`accumulates_positions`). ``None`` when not folded."""
         if not self.folded:
             return None
+        if self.accumulates_positions:
+            return "pixel"
         if self.border_sources or self.simd_folds > self.WINDOW_OPERAND_CHUNKS:
             return "rotator"
         return "window"
@@ -1117,6 +1189,10 @@ class ConvSpec:
     #: multiplier input registers, product register (then the SIMD adder tree), accumulator,
     #: and the output collector.
     FOLD_STAGES = 5
+    #: Accumulating form, from the issue to the accumulators: the pixel capture, operand
+    #: registers, multiplier input registers, product register (then the SIMD adder tree), the
+    #: group's sum and the accumulator ring.
+    ACCUMULATE_STAGES = 6
 
     @property
     def tree_depth(self):
@@ -1160,8 +1236,8 @@ class ConvSpec:
         Booth recoded (digits -2 .. 2 on bit pairs), so it takes one bit more than its width:
         ``digits = ceil((bits + 1) / radix_bits)`` (``bits`` with one bit per cycle). Used for
         folded convolutions whose channels scale (some ``scale != 1``, all positive) when
-        ``digits + 1 <= simd_folds`` for the smallest radix of
-        :data:`SERIAL_RADIX_BITS` that allows it; the scales are aligned to the largest
+        ``digits + 1 <= simd_folds`` (accumulating form: ``position_chunks``) for the smallest
+        radix of :data:`SERIAL_RADIX_BITS` that allows it; the scales are aligned to the largest
         shift (:attr:`serial_scales`).
         """
         if self._operation != "conv" or not self.folded:
@@ -1170,9 +1246,11 @@ class ConvSpec:
         if all(v == 1 for v in scales) or any(v <= 0 for v in scales):
             return None
         bits = max(v.bit_length() for v in self.serial_scales[0])
+        # Cycles between two outputs of a lane: a value's chunks (a pixel's, accumulating).
+        interval = self.position_chunks if self.accumulates_positions else self.simd_folds
         for radix_bits in self.SERIAL_RADIX_BITS:
             digits = -(-(bits + (radix_bits > 1)) // radix_bits)
-            if digits + 1 <= self.simd_folds:
+            if digits + 1 <= interval:
                 return radix_bits, digits
         return None
 
@@ -1206,6 +1284,10 @@ class ConvSpec:
         if self._operation == "max-pool":
             # No masked-tap registers: the comparison tree reads the window.
             return self.FRONT_STAGES - 1 + self.tree_depth + self.back_stages
+        if self.accumulates_positions:
+            # The last position's last chunk, then the output stage.
+            return (self.ACCUMULATE_STAGES + self.fold_per_position - 1 + self.tree_depth
+                    + self.back_stages)
         if self.folded:
             return (self.FRONT_STAGES - 1 + self.FOLD_STAGES + self.fold - 1 + self.tree_depth
                     + self.back_stages)
@@ -1227,9 +1309,16 @@ class ConvSpec:
         result is in flight from its issue to its pop, ``latency + 1`` cycles at the least;
         positions that complete outputs issue ``fold`` cycles apart at the most often).
 
+        In the accumulating form a frame's one output issues with its last position, and the
+        next frame's positions, which need a credit too, follow ``fold_per_position`` cycles
+        later: a credit must be free for them while earlier outputs are in flight.
+
         A running max pool fills its queue's memory, whose rows are a power of two: the same
         memory, and results of its next frame held while the layer after it waits (in a chain
         the layer before it, which may be the bottleneck, then waits less)."""
+        if self.accumulates_positions:
+            fold = self.fold_per_position
+            return -(-(self.latency + 1 - fold) // self.frame_interval) + 1
         if self._pool_form == "running":
             return 1 << max(1, self.latency.bit_length())
         return -(-(self.latency + 1) // self.fold)
@@ -1237,19 +1326,27 @@ class ConvSpec:
     @property
     def cycles_per_frame(self):
         """Cycles from a frame's first input to its last output, without stalls."""
+        if self.accumulates_positions:
+            return (self.positions_per_frame - 1) * self.fold_per_position + self.latency
         out_h, out_w = self.out_shape
         return (self.output_beat(out_h - 1, self.out_beats - 1)
                 + (self.fold - 1) * (out_h * out_w - 1) + self.latency)
 
     @property
     def cycles_per_output(self):
-        """Cycles a position that completes an output takes: :attr:`fold`."""
+        """Cycles a position that completes an output takes: :attr:`fold` (the accumulating
+        form: the frame's, one output per frame)."""
+        if self.accumulates_positions:
+            return self.frame_interval
         return self.fold
 
     @property
     def frame_interval(self):
         """Cycles between the first inputs of consecutive frames streamed back to back without
-        stalls: every position (beat) once, ``fold`` cycles for each that completes an output."""
+        stalls: every position (beat) once, ``fold`` cycles for each that completes an output
+        (accumulating form: :attr:`fold_per_position` for every position)."""
+        if self.accumulates_positions:
+            return self.positions_per_frame * self.fold_per_position
         out_h, out_w = self.out_shape
         return self.beats_per_frame + (self.fold - 1) * out_h * out_w
 
@@ -1262,6 +1359,7 @@ class ConvSpec:
         == width``) and no dilation. Every position then writes its column back, so the last
         ``KW`` words written are the window's columns."""
         return (self.folded_operands == "window" and self.line_buffer_registers
+                and not self.accumulates_positions
                 and self.stream_width == self._width and self._dilation == (1, 1)
                 and self._ppc == 1 and not getattr(self, "_separable", None))
 
@@ -1278,7 +1376,10 @@ class ConvSpec:
     @property
     def line_buffer_bits(self):
         """Bits of the line buffer: ``span_h - 1`` rows of every input channel (a running max
-        pool: its partial maxima of the window rows above, one per output column)."""
+        pool: its partial maxima of the window rows above, one per output column; none in the
+        accumulating form)."""
+        if self.accumulates_positions:
+            return 0
         if self._pool_form == "running":
             kh = self._kernel_shape[0]
             return int(kh > 1) * self.out_shape[1] * self._in_bits * self._in_channels
@@ -1299,7 +1400,8 @@ class ConvSpec:
         folded._pe, folded._simd = pe, simd
         folded._args = {**self._args, "pe": pe, "simd": simd}
         if folded.folded and (self._ppc > 1 or self._max_dsps is not None
-                              and self._max_dsps < folded.multipliers):
+                              and self._max_dsps < folded.multipliers) \
+                or self._accumulate and folded._accumulate_obstacle() is not None:
             return self.replace(pe=pe, simd=simd)   # (raises the constructor's error)
         return folded
 
@@ -1322,7 +1424,8 @@ class ConvSpec:
                 self._padding, self._dilation, self._in_bits, self._in_signed, self._coeff_bits,
                 self._flip, self._requantize, self._max_dsps, self._pe, self._simd,
                 self._stage._key(), self._border, self._border_value, self._operation,
-                self._ppc, self.separable, self._pool_form, None if self._window_scales is None
+                self._ppc, self.separable, self.accumulates_positions, self._pool_form,
+                None if self._window_scales is None
                 else tuple(sorted(self._window_scales.items())))
 
     def to_dict(self):
@@ -1355,6 +1458,8 @@ class ConvSpec:
                 step = -1 if self._flip else 1   # as the user wrote the kernel
                 facts["separable_vectors"] = [[list(u[::step]), list(v[::step])]
                                               for u, v in self.separable_factors]
+        if self.accumulates_positions:
+            facts["form"] = "accumulating"
         if self._layer:
             facts.update({
                 "in_channels": self._in_channels, "out_channels": self._out_channels,

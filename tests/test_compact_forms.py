@@ -29,9 +29,10 @@ CASES = {
     # 3x3 "same" on a 4-wide map, the digits' conv2 shape: held window, register line buffer.
     "folded-4wide-pad1-simd5": dict(width=4, height=4, weights=_weights(1, (5, 3, 3, 3)),
                                     padding=1, pe=2, simd=5, relu=True, shift=6, out_bits=8),
-    # A dense layer: the kernel covers the map, one output, pe = simd = 1.
+    # A dense layer in the windowed form (the kernel covers the map, one output, pe = simd =
+    # 1; the accumulating form is tests/test_dense_stream.py's).
     "folded-dense-2x2": dict(width=2, height=2, weights=_weights(2, (4, 3, 2, 2)), pe=1, simd=1,
-                             shift=5, out_bits=9),
+                             shift=5, out_bits=9, accumulate_positions=False),
     # Unequal padding, stride 2, a memory line buffer (6 columns), pe not dividing Cout.
     "folded-6wide-stride2": dict(width=6, height=5, weights=_weights(3, (3, 2, 3, 3)),
                                  padding=((1, 0), (0, 2)), stride=2, pe=2, simd=4, shift=4,

@@ -58,6 +58,19 @@ def test_small_specs_are_proven(name, tmp_path):
     assert set(result.properties) == set(EXTERNAL) - unframed
 
 
+def test_accumulating_dense_is_only_bounded(tmp_path):
+    """Not in :data:`PROVEN`: the harness's induction invariants count one cycle per position
+    from the scheduler's graph, and the accumulating form of a dense layer
+    (``ConvSpec.accumulates_positions``) takes ``fold_per_position`` cycles for every position,
+    with its accumulators kept across the frame. Its bounded check finds no counterexample."""
+    spec = ConvSpec(width=2, height=1, weights=[[[[1, -2]], [[3, 4]]], [[[5, -6]], [[-7, 8]]]],
+                    bias=[3, -4], relu=True, pe=1, simd=1)
+    assert spec.accumulates_positions
+    result = prove(Conv2d(spec), build_dir=tmp_path)
+    assert result.result == "bounded" and result.counterexample is None, result.log
+    assert any("accumulating form" in note for note in result.notes)
+
+
 # --- mutants ----------------------------------------------------------------------------------
 
 class _CorruptOutput(wiring.Component):

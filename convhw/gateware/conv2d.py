@@ -10,7 +10,9 @@ Datapath
     scheduler -> line buffer (block RAM, KH-1 rows packed) -> window registers -> masked taps /
     products -> pipelined adder tree -> round and saturate -> output FIFO. The separable form
     (``spec.separable``, :mod:`convhw.gateware.separable`) sums each column entering the window
-    in a vertical pass, and the window's vertical sums in a horizontal one.
+    in a vertical pass, and the window's vertical sums in a horizontal one. A folded dense layer
+    (``spec.accumulates_positions``, :mod:`convhw.gateware.dense`) has no line buffer or window:
+    it multiplies each pixel as it arrives into accumulators kept across the frame.
 
 Timing
     Every position of ``spec`` takes one clock when nothing stalls: input pixels at one per
@@ -42,6 +44,7 @@ N pixels per clock
 """
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 from amaranth import *
 from amaranth.lib import data, wiring
@@ -52,6 +55,7 @@ from .adder_tree import Term, adder_tree
 from .coefficients import CoefficientBank
 from .core_io import StreamingCore
 from .delay import delay
+from .dense import AccumulatingDatapath
 from .fold import FoldedDatapath
 from .issue import IssueGate
 from .line_buffer import LineBuffer
@@ -100,7 +104,12 @@ class Conv2d(StreamingCore):
             init=(1, reset["needs_input"], reset["at_start"]))
         issue = gate.issue
         next_credit = output.next_can_start
-        if spec.folded:
+        accumulating = spec.accumulates_positions
+        if accumulating:
+            # Every position takes ``fold_per_position`` cycles.
+            if spec.fold_per_position > 1:
+                next_credit = next_credit & self._fold_gap(m, issue, spec.fold_per_position)
+        elif spec.folded:
             next_credit = next_credit & self._fold_gap(m, issue & sched.emit)
             gap = self._gap
         m.d.comb += [
@@ -137,8 +146,16 @@ class Conv2d(StreamingCore):
         m.d.sync += [
             s1.eq(p0), s1_valid.eq(issue), s1_column.eq(sched.column),
             s1_in_columns.eq(sched.in_columns),
-            s1_pixel.eq(Mux(sched.needs_input, Value.cast(self.i.payload.data), 0)),
         ]
+        captured = Mux(sched.needs_input, Value.cast(self.i.payload.data), 0)
+        if accumulating:
+            # The pixel holds while its position's chunks are multiplied.
+            with m.If(issue):
+                m.d.sync += s1_pixel.eq(captured)
+            results, done = self._accumulating_datapath(m, s1, s1_valid, s1_pixel)
+            self.write_result(m, output, done, results)
+            return m
+        m.d.sync += s1_pixel.eq(captured)
         if spec.pool_form == "running":
             results, done = running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel,
                                              pixel_shape)
@@ -481,20 +498,8 @@ class Conv2d(StreamingCore):
 
         runtime = spec.runtime_coeffs
         self._engine = None
-        # Each lane finishes its channels' outputs itself when they share scale and shift (one
-        # output stage per lane, not per channel); else the collector keeps accumulators.
-        # A serial output stage serves any channels (spec.serial_output_stage).
-        serial = spec.serial_output_stage is not None
-        lanes_share = serial or all(
-            shares_output_stage(spec, range(k, spec.out_channels, spec.pe))
-            for k in range(spec.pe))
-
-        def finish(lane, total, channels, select, start):
-            if serial:
-                return serial_requantize(m, total, spec, channels, select=select, start=start,
-                                         name=f"_lane{lane}")
-            return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
-
+        finish = self._lane_output_stage(m)
+        lanes_share = finish is not None
         self._engine = engine = FoldedDatapath(m, spec, value, s2.emit, s1.emit,
                                 swap=s1.sof if runtime else None,
                                 coef=self.coef if runtime else None,
@@ -513,14 +518,42 @@ class Conv2d(StreamingCore):
             results.append(requantize(m, Term(total, lo, hi), spec, co))
         return results, done
 
-    def _fold_gap(self, m, emits):
+    def _lane_output_stage(self, m):
+        """``finish(lane, total, channels, select, start)``: a folded lane's output stage for
+        its channels, when they share scale and shift (one output stage per lane, not per
+        channel) or scale serially (:attr:`~convhw.spec.ConvSpec.serial_output_stage`, any
+        channels); else ``None`` (an output stage per channel)."""
+        spec = self._spec
+        serial = spec.serial_output_stage is not None
+        if not serial and not all(shares_output_stage(spec, range(k, spec.out_channels, spec.pe))
+                                  for k in range(spec.pe)):
+            return None
+
+        def finish(lane, total, channels, select, start):
+            if serial:
+                return serial_requantize(m, total, spec, channels, select=select, start=start,
+                                         name=f"_lane{lane}")
+            return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
+        return finish
+
+    def _accumulating_datapath(self, m, s1, s1_valid, s1_pixel):
+        """The accumulating form (``spec.accumulates_positions``): ``(results, control)``."""
+        spec = self._spec
+        engine = AccumulatingDatapath(m, spec, s1_pixel, load=s1_valid, first=s1.sof,
+                                      last=s1.emit, finish=self._lane_output_stage(m),
+                                      finish_stages=spec.back_stages)
+        # One output a frame: the first of its frame and the last of its row.
+        return engine.results, SimpleNamespace(emit=engine.done, first=C(1, 1), last=C(1, 1))
+
+    def _fold_gap(self, m, emits, fold=None):
         """Whether a position may issue next cycle: ``fold - 1`` cycles pass after each
-        position that completes an output (``emits``).
+        position that completes an output (``emits``; ``fold`` is ``spec.fold`` unless
+        given).
 
         A down-counter, stopping at 0, with the flag ``wait <= 1`` kept in a register (set by
         an equality with 2, not by a comparator), so the issue logic sees one flip-flop, not a
         carry chain."""
-        fold = self._spec.fold
+        fold = self._spec.fold if fold is None else fold
         wait = Signal(range(fold), name="fold_wait")
         nearly_free = Signal(init=1, name="fold_nearly_free")   # wait <= 1
         with m.If(emits):
