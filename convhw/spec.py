@@ -1031,10 +1031,13 @@ class ConvSpec:
         chunk (constant border: no position issues in between, and the padding masks are held);
         ``"rotator"``, registers loaded with all the position's inputs that turn by ``simd``
         (border sources: the tap selects follow the scheduler; or more than
-        :attr:`WINDOW_OPERAND_CHUNKS` chunks, whose selector would be the core's critical path:
-        a 72-way one took the 8x1 layer on the UP5K from 62 to 28 MHz); ``"pixel"``, a
-        selector per multiplier over the held input pixel's channels (the accumulating form,
-        :attr:`accumulates_positions`). ``None`` when not folded."""
+        :attr:`WINDOW_OPERAND_CHUNKS` chunks: the selector is two registered levels of at
+        most 8 chunks each, and beyond 8x8 a third level would be needed; a 72-way selector in
+        one level took the 8x1 layer on the UP5K from 62 to 28 MHz); ``"pixel"``, a selector
+        per multiplier over the held input pixel's channels (the accumulating form,
+        :attr:`accumulates_positions`). The window costs a selector's LUTs, the rotator a
+        register per input: the digits' conv2 (54 chunks) keeps 1,000 flip-flops fewer from
+        the window, at 64.6 MHz alone on the UP5K. ``None`` when not folded."""
         if not self.folded:
             return None
         if self.accumulates_positions:
@@ -1044,7 +1047,7 @@ class ConvSpec:
         return "window"
 
     #: Folded layers with at most this many chunks per output select operands from the window.
-    WINDOW_OPERAND_CHUNKS = 16
+    WINDOW_OPERAND_CHUNKS = 64
 
     @property
     def multipliers(self):
