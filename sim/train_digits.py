@@ -4,11 +4,12 @@ The network (NumPy only, fixed seed, a few seconds of CPU time)::
 
     input (N, 1, 8, 8), values 0..16
     Conv 1->6 3x3 pad 1, ReLU, MaxPool 2x2     -> (N, 6, 4, 4)
-    Conv 6->10 3x3 pad 1, ReLU, MaxPool 2x2    -> (N, 10, 2, 2)
-    Flatten, Gemm 40->10                        -> (N, 10) scores
+    Conv 6->12 3x3 pad 1 stride 2, ReLU        -> (N, 12, 2, 2)
+    Flatten, Gemm 48->10                        -> (N, 10) scores
 
-994 weights and 26 biases (``--channels C1,C2`` sets the two convolutions' channels; 6,10 is
-the smallest pair tried that keeps the larger networks' accuracy, see docs/onnx.md). It trains on a stratified 80% of the 1,797 images
+1,182 weights and 28 biases (``--channels C1,C2`` sets the two convolutions' channels). The
+second convolution strides instead of pooling: a quarter of its products and no second pool
+core, at the accuracy of the 8,16 network with two pools (see docs/onnx.md). It trains on a stratified 80% of the 1,797 images
 (``train_test_split`` with ``random_state=0``) and keeps the other 20% (360 images) held out.
 The float model is exported with a symbolic batch dimension and quantized by
 ``onnxruntime.quantization.quantize_static`` (QDQ, int8 activations and weights, weights per
@@ -35,7 +36,7 @@ __all__ = ["load", "train", "export_float", "quantize", "main"]
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
 SEED = 0
-CHANNELS = (6, 10)
+CHANNELS = (6, 12)
 
 
 def load():
@@ -105,18 +106,19 @@ def _forward(params, x):
     r1 = np.maximum(c1, 0)
     p1, m1 = _pool(r1)
     c2, cols2 = _conv(p1, params["w2"], params["b2"])
+    c2 = c2[:, :, ::2, ::2]            # stride 2: the positions (0, 0), (0, 2), (2, 0), (2, 2)
     r2 = np.maximum(c2, 0)
-    p2, m2 = _pool(r2)
-    flat = p2.reshape(len(x), -1)
+    flat = r2.reshape(len(x), -1)
     scores = flat @ params["wd"].T + params["bd"]
-    return scores, (x, c1, cols1, p1, m1, c2, cols2, m2, flat)
+    return scores, (x, c1, cols1, p1, m1, c2, cols2, flat)
 
 
 def _backward(params, cache, d_scores):
-    x, c1, cols1, p1, m1, c2, cols2, m2, flat = cache
+    x, c1, cols1, p1, m1, c2, cols2, flat = cache
     grads = {"wd": d_scores.T @ flat, "bd": d_scores.sum(0)}
-    d_p2 = (d_scores @ params["wd"]).reshape(len(x), len(params["w2"]), 2, 2)
-    d_c2 = _pool_backward(d_p2, m2) * (c2 > 0)
+    d_r2 = (d_scores @ params["wd"]).reshape(c2.shape)
+    d_c2 = np.zeros(c2.shape[:2] + p1.shape[2:])
+    d_c2[:, :, ::2, ::2] = d_r2 * (c2 > 0)
     d_p1, grads["w2"], grads["b2"] = _conv_backward(d_c2, cols2, params["w2"], p1.shape)
     d_c1 = _pool_backward(d_p1, m1) * (c1 > 0)
     _, grads["w1"], grads["b1"] = _conv_backward(d_c1, cols1, params["w1"], x.shape)
@@ -182,11 +184,9 @@ def export_float(params, path):
         helper.make_node("MaxPool", ["relu1"], ["pool1"], name="pool1", kernel_shape=[2, 2],
                          strides=[2, 2]),
         helper.make_node("Conv", ["pool1", "w2", "b2"], ["conv2"], name="conv2",
-                         kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                         kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Relu", ["conv2"], ["relu2"], name="relu2"),
-        helper.make_node("MaxPool", ["relu2"], ["pool2"], name="pool2", kernel_shape=[2, 2],
-                         strides=[2, 2]),
-        helper.make_node("Flatten", ["pool2"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Flatten", ["relu2"], ["flat"], name="flatten", axis=1),
         helper.make_node("Gemm", ["flat", "wd", "bd"], ["scores"], name="dense", transB=1),
     ]
     graph = helper.make_graph(

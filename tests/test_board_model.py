@@ -40,7 +40,7 @@ def test_chain_protocol(network):
     # The folding changes no byte on the line: a host needs the model only.
     assert protocol.spec_id(board_chain) == protocol.spec_id(host_chain)
     other = network.chain()
-    assert protocol.spec_id(other.replace(4, bias=[0] * 10)) != protocol.spec_id(host_chain)
+    assert protocol.spec_id(other.replace(3, bias=[0] * 10)) != protocol.spec_id(host_chain)
     # One result per inference, after all 64 pixels; 10 9-bit scores in 12 bytes.
     assert protocol.pixels_needed(host_chain).tolist() == [64]
     assert protocol.window_pixels(host_chain) == 64

@@ -141,7 +141,7 @@ def test_generate_model(dense_model, capsys):
     (["generate", "-o", "-", "--kernel", "box3", "--width", "4", "--height", "4",
       "--max-multipliers", "3"], "--max-multipliers: goes with --model"),
     (["generate", "-o", "-", "--model", "{model}", "--max-multipliers", "1"],
-     "--max-multipliers: the layers need at least 3 multipliers"),
+     "--max-multipliers: the layers need at least 6 multipliers"),
 ])
 def test_model_errors(dense_model, capsys, argv, message):
     _, path, folder, _ = dense_model

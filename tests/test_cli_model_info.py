@@ -22,13 +22,13 @@ def test_info_model_table(capsys):
     status, out, err = run_cli(capsys, "info", "--model", DIGITS, "--clock-mhz", 50)
     assert status == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0] == (f"model {DIGITS}: input 1x8x8 -> output 10, 5 layers; budget 8 "
+    assert lines[0] == (f"model {DIGITS}: input 1x8x8 -> output 10, 4 layers; budget 8 "
                         f"multipliers (the DSP blocks of ice40-up5k, the default target)")
     assert lines[1].split()[:4] == ["layer", "kind", "in", "->"]
-    names = [line.split()[0] for line in lines[3:8]]
-    assert names == ["conv1", "pool1", "conv2", "pool2", "dense"]
+    names = [line.split()[0] for line in lines[3:7]]
+    assert names == ["conv1", "pool1", "conv2", "dense"]
     assert lines[4].split()[:6] == ["pool1", "max-pool", "6x8x8", "->", "6x4x4", "-"]
-    cycles = {line.split()[0]: int(line.split()[-4]) for line in lines[3:8]}
+    cycles = {line.split()[0]: int(line.split()[-4]) for line in lines[3:7]}
     assert lines[-2].startswith(f"bottleneck: {max(cycles, key=cycles.get)} (")
     assert lines[-1].startswith("at 50 MHz: ") and lines[-1].endswith(" inferences/s")
 
@@ -83,11 +83,11 @@ def test_info_model_errors(capsys, args, message):
 
 @pytest.mark.parametrize("content, message", [
     ('{"conv9": {"pe": 2}}', r"--folding: folding override for unknown layer 'conv9'; layers: "
-                             r"conv1, pool1, conv2, pool2, dense"),
+                             r"conv1, pool1, conv2, dense"),
     ('{"pool1": {"pe": 2}}', r"--folding: folding override for layer 'pool1' \(max-pool\), "
                              r"which does not fold; layers that fold: conv1, conv2, dense"),
-    ('{"conv2": {"pe": 11}}', r"--folding: folding override for layer 'conv2': 'pe' must be "
-                              r"from 1 to 10 \(the output channels\), not 11"),
+    ('{"conv2": {"pe": 13}}', r"--folding: folding override for layer 'conv2': 'pe' must be "
+                              r"from 1 to 12 \(the output channels\), not 13"),
     ('{"conv2": 3}', r"--folding: folding override for layer 'conv2' must be an object with "
                      r"'pe' and/or 'simd', not 3"),
     ('[', r"--folding: .*folding.json is not valid JSON: .*"),

@@ -105,11 +105,11 @@ def test_digits_test_split_in_hardware():
 def test_foldings_must_fit_the_layers():
     network = read_model(MODEL)
     with pytest.raises(ValueError, match=r"^'foldings' must give one \(pe, simd\) or None per "
-                                         r"layer \(5\), not 2$"):
+                                         r"layer \(4\), not 2$"):
         network.chain([None, None])
     with pytest.raises(ValueError, match=r"^layer 1 'pool1' \(MaxPool\): a max-pool layer takes "
                                          r"no folding, not \(1, 1\)$"):
-        network.chain([None, (1, 1), None, None, None])
+        network.chain([None, (1, 1), None, None])
     with pytest.raises(ValueError, match=r"^layer 0 'conv1' \(Conv\): 'pe' must be from 1 to 6 "
                                          r"\(the output channels\), not 7$"):
-        network.chain([(7, 1), None, None, None, None])
+        network.chain([(7, 1), None, None, None])

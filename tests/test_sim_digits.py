@@ -37,7 +37,7 @@ def test_bad_folding_file_is_one_line(tmp_path, capsys):
     assert digits.main(["--no-synth", "--folding", str(path)]) == 2
     err = capsys.readouterr().err
     assert err == ("python -m sim.digits: error: folding override for unknown layer 'conv9'; "
-                   "layers: conv1, pool1, conv2, pool2, dense\n")
+                   "layers: conv1, pool1, conv2, dense\n")
 
 
 def test_nextpnr_utilization_is_read(tmp_path):

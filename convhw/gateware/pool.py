@@ -16,7 +16,7 @@ to the tail (after a window's last row it is the result, held there for a cycle 
 the head takes the following output column's partial maximum, or the lowest value when a window
 starts there. A stream row holds one window row of every output column, so the ring turns once
 per output column and row; a frame's first position sets the head to the lowest value, so rows
-below the last whole window leave nothing behind. The ring holds complements in offset binary,
+below the last whole window leave nothing behind. The head holds its complement in offset binary,
 which a carry chain adds to the pixel to compare them (no inverter in the head's loop).
 
 Memory (``"memory"``, more output columns): a running register holds the maximum along the
@@ -80,7 +80,7 @@ def _window_place(m, spec, sched, issue):
 
 
 def _ring_code(spec, bits):
-    """The running pool's ring holds a pixel value ``v`` as the ``bits``-bit
+    """The running pool's head holds a pixel value ``v`` as the ``bits``-bit
     code ``code(v)``, the complement of ``v`` in offset binary (``v - lo``), so that a pixel
     ``p`` is above ``v`` exactly when ``(p - lo) + code(v)`` carries out of ``bits`` bits.
     ``code(v) == v ^ code(0)`` on ``v``'s two's complement bits."""
@@ -109,11 +109,14 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
         # first position), so a pixel is only compared with it. As a window row ends, its
         # partial maximum goes to the tail: after the window's last row, the tail holds the
         # result for a cycle at least. (One-row windows, or one output column: a ring of 2.)
-        # The ring holds each value in the comparison's code (:func:`_ring_code`), so a carry
-        # chain compares the pixel with the head without an inverter in front of it.
+        # The head holds its value in the comparison's code (:func:`_ring_code`), so a carry
+        # chain compares the pixel with it without an inverter in front of it; the other
+        # registers hold plain values (the code's inversions fall into the multiplexers).
         bits = Shape.cast(word.elem_shape).width
         code = _ring_code(spec, bits)
-        lowest = C(int("".join([f"{code(lo):0{bits}b}"] * channels), 2), bits * channels)
+        def repeated(value):
+            return C(int(f"{value:0{bits}b}" * channels, 2), bits * channels)
+        lowest, flip = repeated(code(lo)), repeated(code(0))
         # (No initial value: a frame's first position loads the head, and the other columns'
         # partial maxima are written before they are read. An iCE40 flip-flop starts at 0; one
         # starting at 1 stores its complement, which puts back the inverter in front of the
@@ -128,7 +131,7 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
             # ``offset + own`` carries out exactly when the pixel is above the head's value.
             offset = raw ^ (1 << (bits - 1)) if lo < 0 else raw
             above = (offset + own)[bits]
-            m.d.comb += updated.word_select(ci, bits).eq(Mux(above, raw ^ code(0), own))
+            m.d.comb += updated.word_select(ci, bits).eq(Mux(above, raw, own ^ code(0)))
         with m.If(turns):
             m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(1, len(ring) - 1)]
             m.d.sync += ring[-1].eq(updated)
@@ -137,11 +140,10 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
         with m.Elif(turns):
             # (With one output column, the column's next window row is the head's own.)
             following = ring[1] if out_w > 1 else updated
-            m.d.sync += head.eq(Mux(place["reopens"], lowest, following))
+            m.d.sync += head.eq(Mux(place["reopens"], lowest, following ^ flip))
         with m.Elif(moves):
-            m.d.sync += head.eq(updated)
-        tail = ring[-1]
-        result = word(Cat(*[tail.word_select(ci, bits) ^ code(0) for ci in range(channels)]))
+            m.d.sync += head.eq(updated ^ flip)
+        result = word(ring[-1])
     else:
         running = Signal(word, name="row_max", reset_less=True)
         column = Signal(range(out_w), name="pool_out_column")
