@@ -171,32 +171,36 @@ class FoldedDatapath:
         # A lane's total is complete the cycle after its group's last chunk accumulated; its
         # output stage (when given) follows, then the collector keeps it.
         complete_group = delay(m, group, tree_delay + 1, "group_of_total")
-        complete = delay(m, active & last_chunk, tree_delay + 1, "total_complete")
+        group_last = active & last_chunk
         if finish is None:
             self.accumulators = self._collect(lanes, signed(signed_bits(acc_lo, acc_hi)),
-                                              complete, complete_group, 0)
+                                              group_last, complete_group, tree_delay + 1, 0)
         elif spec.serial_stage_shared:
+            complete = delay(m, group_last, tree_delay + 1, "total_complete")
             self.accumulators = self._shared_output_stage(lanes, complete, complete_group,
                                                           finish)
         else:
+            complete = delay(m, group_last, tree_delay + 1, "total_complete")
             results = []
             for k, acc in enumerate(lanes):
                 channels = [p * pe + k for p in range(folds_p) if p * pe + k < spec.out_channels]
                 results.append(finish(k, Term(acc, acc_lo, acc_hi), channels, complete_group,
                                       complete))
-            self.accumulators = self._collect(results, results[0].shape(), complete,
-                                              complete_group, finish_stages)
+            self.accumulators = self._collect(results, results[0].shape(), group_last,
+                                              complete_group, tree_delay + 1 + finish_stages,
+                                              finish_stages)
         self.active, self.step = active, step
         self.final = active & (step == fold - 1)
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
 
-    def _collect(self, results, shape, complete, complete_group, finish_stages):
-        """Every channel's register, written from its lane's ``results`` ``finish_stages``
-        cycles after its group's totals are ``complete``."""
+    def _collect(self, results, shape, group_last, complete_group, to_write, finish_stages):
+        """Every channel's register, written from its lane's ``results`` ``to_write`` cycles
+        after its group's last chunk was at the heads (``group_last``), ``finish_stages``
+        after its group's totals were complete."""
         m, spec = self._m, self._spec
         pe = spec.pe
-        write = delay(m, complete, finish_stages, "group_done")
+        write = delay(m, group_last, to_write, "group_done")
         write_group = delay(m, complete_group, finish_stages, "group_of_result")
         accumulators = []
         for co in range(spec.out_channels):
