@@ -228,23 +228,28 @@ class FoldedDatapath:
         acc_lo, acc_hi = spec.acc_range
         assert pe * (digits + 1) <= spec.simd_folds
         queue = [Signal.like(acc, name=f"shared_total_{k}") for k, acc in enumerate(lanes)]
-        begin = Signal(name="shared_begin")              # the cycle after ``complete``
-        left = Signal(range(pe), name="shared_left")     # starts to come after this group's next
+        # ``start`` is a register (it drives the queue and the stage's operand registers): set
+        # the cycle after ``complete``, then whenever ``wait`` has counted ``digits + 1``
+        # cycles from the previous start while starts are ``left``.
+        start = Signal(name="shared_start")
+        left = Signal(range(pe), name="shared_left")
         wait = Signal(range(digits + 1), name="shared_wait")
         channel = Signal(range(folds_p * pe), name="shared_channel")
-        start = begin | ((left != 0) & (wait == 0))
         last_lanes = cout - (folds_p - 1) * pe
         count = pe if last_lanes == pe else Mux(complete_group == folds_p - 1, last_lanes, pe)
-        m.d.sync += begin.eq(complete)
+        following = ~start & (left != 0) & (wait == 1)
+        m.d.sync += start.eq(complete | following)
+        with m.If(complete):
+            m.d.sync += left.eq(count - 1)
+        with m.Elif(following):
+            m.d.sync += left.eq(left - 1)
+        m.d.sync += wait.eq(Mux(start, digits, wait - 1))
         with m.If(complete):
             m.d.sync += [q.eq(acc) for q, acc in zip(queue, lanes)]
-            m.d.sync += [channel.eq(complete_group * pe), left.eq(count - 1)]
+            m.d.sync += channel.eq(complete_group * pe)
         with m.Elif(start):
             m.d.sync += [queue[k].eq(queue[k + 1]) for k in range(pe - 1)]
-            m.d.sync += [channel.eq(channel + 1), wait.eq(digits),
-                         left.eq(Mux(begin, left, left - 1))]
-        with m.Else():
-            m.d.sync += wait.eq(wait - 1)
+            m.d.sync += channel.eq(channel + 1)
         result = finish(None, Term(queue[0], acc_lo, acc_hi), list(range(cout)), channel, start)
         ready = delay(m, start, spec.serial_stage_cycles, "shared_result")
         totals = [Signal(result.shape(), name=f"total_{co}") for co in range(cout)]
