@@ -1219,10 +1219,24 @@ class ConvSpec:
         and its digits; window scales take a scaling, a rounding and a saturation stage)."""
         if self._window_scales is not None:
             return 3
+        if self.serial_output_stage is None:
+            return self._stage.stages
+        if not self.serial_stage_shared:
+            return self.serial_stage_cycles
+        # The lanes' totals are captured, then start one after the other from the next cycle,
+        # ``digits + 1`` cycles apart; the last group may have fewer lanes.
+        last_lanes = self._out_channels - (self.pe_folds - 1) * self._pe
+        return 1 + (last_lanes - 1) * (self.serial_output_stage[1] + 1) + self.serial_stage_cycles
+
+    @property
+    def serial_stage_cycles(self):
+        """Cycles from a serial output stage's start to its result (its operand and digit-row
+        stages, its adder-tree levels, its digits, then rounding and saturation); 0 without
+        one."""
         serial = self.serial_output_stage
-        if serial is not None:
-            return self._stage.stages + 2 + self.serial_tree_levels + serial[1]
-        return self._stage.stages
+        if serial is None:
+            return 0
+        return self._stage.stages + 2 + self.serial_tree_levels + serial[1]
 
     #: Scale bits a serial output stage may take per cycle.
     SERIAL_RADIX_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -1241,8 +1255,29 @@ class ConvSpec:
         folded convolutions whose channels scale (some ``scale != 1``, all positive) when
         ``digits + 1 <= simd_folds`` (accumulating form: ``position_chunks``) for the smallest
         radix of :data:`SERIAL_RADIX_BITS` that allows it; the scales are aligned to the largest
-        shift (:attr:`serial_scales`).
+        shift (:attr:`serial_scales`). When one stage can serve every lane in turn
+        (:attr:`serial_stage_shared`), the smallest radix that lets it.
         """
+        choice = self._serial_choice()
+        return None if choice is None else choice[:2]
+
+    @property
+    def serial_stage_shared(self):
+        """Whether a folded layer's lanes take turns in ONE serial output stage
+        (:attr:`serial_output_stage`) instead of one each: their totals, complete in the same
+        cycle every ``simd_folds`` cycles, are captured and scaled one after the other, so
+        ``pe * (digits + 1) <= simd_folds``. Chosen (when :data:`SHARED_SERIAL_STAGE`) for
+        the smallest radix that allows it, as long as that stage's Booth rows (one per two
+        bits a cycle) are at most ``pe``: a stage of more rows costs about as much as ``pe``
+        stages of one row. Not in the accumulating form."""
+        choice = self._serial_choice()
+        return choice is not None and choice[2]
+
+    #: Whether a folded layer's lanes share one serial output stage where it keeps up.
+    SHARED_SERIAL_STAGE = True
+
+    def _serial_choice(self):
+        """``(radix_bits, digits, shared)`` of the serial output stage, or ``None``."""
         if self._operation != "conv" or not self.folded:
             return None
         scales = self._stage.scale
@@ -1251,10 +1286,19 @@ class ConvSpec:
         bits = max(v.bit_length() for v in self.serial_scales[0])
         # Cycles between two outputs of a lane: a value's chunks (a pixel's, accumulating).
         interval = self.position_chunks if self.accumulates_positions else self.simd_folds
+
+        def digits(radix_bits):
+            return -(-(bits + (radix_bits > 1)) // radix_bits)
+
+        if self.SHARED_SERIAL_STAGE and self._pe > 1 and not self.accumulates_positions:
+            for radix_bits in self.SERIAL_RADIX_BITS:
+                if (radix_bits + 1) // 2 > self._pe:
+                    break
+                if self._pe * (digits(radix_bits) + 1) <= interval:
+                    return radix_bits, digits(radix_bits), True
         for radix_bits in self.SERIAL_RADIX_BITS:
-            digits = -(-(bits + (radix_bits > 1)) // radix_bits)
-            if digits + 1 <= interval:
-                return radix_bits, digits
+            if digits(radix_bits) + 1 <= interval:
+                return radix_bits, digits(radix_bits), False
         return None
 
     @property

@@ -1,5 +1,6 @@
 """Folded layers whose channels scale: the serial output stage (one per lane, no DSP block),
-bit-exact against the golden model, on time, and chosen only where it keeps up."""
+bit-exact against the golden model, on time, and chosen only where it keeps up. Here every
+lane has its own stage (the stage shared by the lanes: ``test_shared_serial_stage.py``)."""
 
 import numpy as np
 import pytest
@@ -14,6 +15,11 @@ from convhw.gateware.adder_tree import Term
 from convhw.gateware.requantize import serial_requantize
 from convhw.golden import run_spec
 from convhw.harness import describe_mismatch, simulate
+
+
+@pytest.fixture(autouse=True)
+def per_lane_stages(monkeypatch):
+    monkeypatch.setattr(ConvSpec, "SHARED_SERIAL_STAGE", False)
 
 
 def _layer(seed, cout, cin, k, *, scale_bits, pe, simd, **changes):
@@ -62,8 +68,9 @@ def test_serial_stage_choice_and_exact_results(radix):
     assert serial[1] + 1 <= spec.simd_folds
     assert radix == 1 or digits[radix - 1] + 1 > spec.simd_folds
     assert spec.serial_tree_levels == {1: 0, 2: 0, 3: 1, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2}[radix]
-    assert spec.back_stages == (spec.output_stage.stages + 2 + spec.serial_tree_levels
-                                + serial[1])
+    assert not spec.serial_stage_shared
+    assert spec.back_stages == spec.serial_stage_cycles == (
+        spec.output_stage.stages + 2 + spec.serial_tree_levels + serial[1])
     scales, shift = spec.serial_scales
     assert shift == max(spec.output_stage.shift)
     for c in range(spec.out_channels):
@@ -88,7 +95,8 @@ def test_serial_stage_28_bit_aligned_scales_under_stalls(radix):
 
 def _drive_lane(spec, lane, gaps, seed):
     """Start the lane's serial stage once per gap (cycles), with random and extreme
-    accumulators and channels; every result must be the golden one, ``back_stages`` later."""
+    accumulators and channels; every result must be the golden one, ``serial_stage_cycles``
+    later."""
     rng = np.random.default_rng(seed)
     stage = spec.output_stage
     channels = list(range(lane, spec.out_channels, spec.pe))
@@ -114,7 +122,7 @@ def _drive_lane(spec, lane, gaps, seed):
         cycle = 0
         for (value, index), gap in zip(inputs, gaps):
             c = channels[index]
-            expected[cycle + spec.back_stages] = min(max(
+            expected[cycle + spec.serial_stage_cycles] = min(max(
                 stage.round(c, value + stage.bias[c]), out_lo), out_hi)
             for step in range(gap):
                 ctx.set(acc, value if step == 0 else int(rng.integers(lo, hi + 1)))
@@ -123,7 +131,7 @@ def _drive_lane(spec, lane, gaps, seed):
                 got[cycle] = ctx.get(result)
                 await ctx.tick()
                 cycle += 1
-        for _ in range(spec.back_stages + 1):
+        for _ in range(spec.serial_stage_cycles + 1):
             got[cycle] = ctx.get(result)
             await ctx.tick()
             cycle += 1

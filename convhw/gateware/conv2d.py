@@ -533,9 +533,9 @@ class Conv2d(StreamingCore):
             return None
 
         def finish(lane, total, channels, select, start):
-            if serial:
+            if serial:   # ``lane`` None: the lanes' shared stage (``spec.serial_stage_shared``)
                 return serial_requantize(m, total, spec, channels, select=select, start=start,
-                                         name=f"_lane{lane}")
+                                         name="_shared" if lane is None else f"_lane{lane}")
             return requantize(m, total, spec, channels, select=select, name=f"_lane{lane}")
         return finish
 

@@ -38,7 +38,7 @@ from amaranth.utils import ceil_log2
 
 from ..spec import signed_bits
 from .adder_tree import Term, adder_tree
-from .delay import delay, sparse_delay
+from .delay import delay
 
 __all__ = ["FoldedDatapath"]
 
@@ -171,29 +171,92 @@ class FoldedDatapath:
         # A lane's total is complete the cycle after its group's last chunk accumulated; its
         # output stage (when given) follows, then the collector keeps it.
         complete_group = delay(m, group, tree_delay + 1, "group_of_total")
-        complete = delay(m, active & last_chunk, tree_delay + 1, "total_complete")
-        if finish is not None:
+        group_last = active & last_chunk
+        if finish is None:
+            self.accumulators = self._collect(lanes, signed(signed_bits(acc_lo, acc_hi)),
+                                              group_last, complete_group, tree_delay + 1, 0)
+        elif spec.serial_stage_shared:
+            complete = delay(m, group_last, tree_delay + 1, "total_complete")
+            self.accumulators = self._shared_output_stage(lanes, complete, complete_group,
+                                                          finish)
+        else:
+            complete = delay(m, group_last, tree_delay + 1, "total_complete")
             results = []
             for k, acc in enumerate(lanes):
                 channels = [p * pe + k for p in range(folds_p) if p * pe + k < spec.out_channels]
                 results.append(finish(k, Term(acc, acc_lo, acc_hi), channels, complete_group,
                                       complete))
-            shape = results[0].shape()
-        else:
-            results, shape = lanes, signed(signed_bits(acc_lo, acc_hi))
-        # A group's total is complete every ``Q`` cycles at the most often.
-        write, write_group = sparse_delay(m, complete, complete_group, finish_stages, folds_q,
-                                          "group_done")
-        self.accumulators = []
-        for co in range(spec.out_channels):
-            total = Signal(shape, name=f"total_{co}")
-            with m.If(write & (write_group == co // pe)):
-                m.d.sync += total.eq(results[co % pe])
-            self.accumulators.append(total)
+            self.accumulators = self._collect(results, results[0].shape(), group_last,
+                                              complete_group, tree_delay + 1 + finish_stages,
+                                              finish_stages)
         self.active, self.step = active, step
         self.final = active & (step == fold - 1)
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
+
+    def _collect(self, results, shape, group_last, complete_group, to_write, finish_stages):
+        """Every channel's register, written from its lane's ``results`` ``to_write`` cycles
+        after its group's last chunk was at the heads (``group_last``), ``finish_stages``
+        after its group's totals were complete."""
+        m, spec = self._m, self._spec
+        pe = spec.pe
+        write = delay(m, group_last, to_write, "group_done")
+        write_group = delay(m, complete_group, finish_stages, "group_of_result")
+        accumulators = []
+        for co in range(spec.out_channels):
+            total = Signal(shape, name=f"total_{co}")
+            with m.If(write & (write_group == co // pe)):
+                m.d.sync += total.eq(results[co % pe])
+            accumulators.append(total)
+        return accumulators
+
+    def _shared_output_stage(self, lanes, complete, complete_group, finish):
+        """One serial output stage for every lane (``spec.serial_stage_shared``): the channels'
+        results, in registers that shift as each comes out.
+
+        When the lanes' totals are complete they are captured in a queue; from the next cycle
+        the stage starts every ``digits + 1`` cycles, each time on the queue's head (which
+        then moves up), for the group's channels in order (the last group may have fewer).
+        Its results leave in channel order, ``spec.serial_stage_cycles`` after each start, and
+        shift into the channels' registers: after a position's last, register ``co`` holds
+        channel ``co``. The next position's first comes at least ``simd_folds`` cycles after
+        that position's last group started, so after ``done``.
+        """
+        m, spec = self._m, self._spec
+        pe, cout, folds_p = spec.pe, spec.out_channels, spec.pe_folds
+        digits = spec.serial_output_stage[1]
+        acc_lo, acc_hi = spec.acc_range
+        assert pe * (digits + 1) <= spec.simd_folds
+        queue = [Signal.like(acc, name=f"shared_total_{k}") for k, acc in enumerate(lanes)]
+        # ``start`` is a register (it drives the queue and the stage's operand registers): set
+        # the cycle after ``complete``, then whenever ``wait`` has counted ``digits + 1``
+        # cycles from the previous start while starts are ``left``.
+        start = Signal(name="shared_start")
+        left = Signal(range(pe), name="shared_left")
+        wait = Signal(range(digits + 1), name="shared_wait")
+        channel = Signal(range(folds_p * pe), name="shared_channel")
+        last_lanes = cout - (folds_p - 1) * pe
+        count = pe if last_lanes == pe else Mux(complete_group == folds_p - 1, last_lanes, pe)
+        following = ~start & (left != 0) & (wait == 1)
+        m.d.sync += start.eq(complete | following)
+        with m.If(complete):
+            m.d.sync += left.eq(count - 1)
+        with m.Elif(following):
+            m.d.sync += left.eq(left - 1)
+        m.d.sync += wait.eq(Mux(start, digits, wait - 1))
+        with m.If(complete):
+            m.d.sync += [q.eq(acc) for q, acc in zip(queue, lanes)]
+            m.d.sync += channel.eq(complete_group * pe)
+        with m.Elif(start):
+            m.d.sync += [queue[k].eq(queue[k + 1]) for k in range(pe - 1)]
+            m.d.sync += channel.eq(channel + 1)
+        result = finish(None, Term(queue[0], acc_lo, acc_hi), list(range(cout)), channel, start)
+        ready = delay(m, start, spec.serial_stage_cycles, "shared_result")
+        totals = [Signal(result.shape(), name=f"total_{co}") for co in range(cout)]
+        with m.If(ready):
+            m.d.sync += [total.eq(following) for total, following in zip(totals, totals[1:])]
+            m.d.sync += totals[-1].eq(result)
+        return totals
 
     def _held_heads(self, value, inside, prefetch, element):
         """Per group, ``simd`` heads that take the next chunk from the held inputs.
