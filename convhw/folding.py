@@ -194,8 +194,9 @@ def _check_overrides(overrides, foldable, kinds):
             raise ValueError(f"folding override for layer {name!r}: {error}") from None
 
 
-def balance(layers, *, max_multipliers=None, overrides=None):
-    """Fold a chain of layers for the fewest cycles per frame within ``max_multipliers``.
+def balance(layers, *, max_multipliers=None, overrides=None, max_cycles=None):
+    """Fold a chain of layers for the fewest cycles per frame within ``max_multipliers``;
+    with ``max_cycles``, for the fewest multipliers that keep within it.
 
     Parameters
     ----------
@@ -207,6 +208,9 @@ def balance(layers, *, max_multipliers=None, overrides=None):
         The budget of ``pe * simd`` summed over the layers; ``None`` for no limit.
     overrides : dict, optional
         ``{name: {"pe": P, "simd": S}}``, either key optional: fixed for that layer.
+    max_cycles : int, optional
+        Cycles per frame that are fast enough (a board's line rate): the folding with the
+        fewest multipliers within it, or the fastest within the budget when none is.
 
     Returns
     -------
@@ -267,6 +271,9 @@ def balance(layers, *, max_multipliers=None, overrides=None):
                          f"over {len(fronts)} layers at their most folded"
                          f"{' and the overrides' if overrides else ''}), more than the budget "
                          f"'max_multipliers' {max_multipliers}")
+    if max_cycles is not None and (isinstance(max_cycles, bool)
+                                   or not isinstance(max_cycles, int) or max_cycles < 1):
+        raise ValueError(f"'max_cycles' must be a positive integer or None, not {max_cycles!r}")
     lo, hi = 0, len(targets) - 1
     while lo < hi:
         mid = (lo + hi) // 2
@@ -275,6 +282,9 @@ def balance(layers, *, max_multipliers=None, overrides=None):
             hi = mid
         else:
             lo = mid + 1
+    if max_cycles is not None:
+        # Fewer multipliers for every slower target: the slowest that is fast enough.
+        lo = max([lo] + [i for i, target in enumerate(targets) if target <= max_cycles])
     chosen = need(targets[lo])
     result = []
     for name, kind, spec in entries:
@@ -301,10 +311,10 @@ def network_layers(network):
     return items
 
 
-def balance_network(network, *, max_multipliers=None, overrides=None):
+def balance_network(network, *, max_multipliers=None, overrides=None, max_cycles=None):
     """:func:`balance` over the layers of an imported ONNX :class:`~convhw.onnx.Network`."""
     return balance(network_layers(network), max_multipliers=max_multipliers,
-                   overrides=overrides)
+                   overrides=overrides, max_cycles=max_cycles)
 
 
 def read_overrides(path):

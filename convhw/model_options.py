@@ -76,9 +76,11 @@ def budget_from_args(args, default_budget=None, default_source=None):
     return budget, source
 
 
-def folding_from_args(args, network, default_budget=None, default_source=None):
+def folding_from_args(args, network, default_budget=None, default_source=None,
+                      max_cycles=None):
     """The balanced :class:`~convhw.folding.Folding` of ``network`` for these options
-    (``default_budget``: see :func:`budget_from_args`)."""
+    (``default_budget``: see :func:`budget_from_args`; ``max_cycles``: see
+    :func:`~convhw.folding.balance`)."""
     from .folding import balance_network, read_overrides
 
     budget, _ = budget_from_args(args, default_budget, default_source)
@@ -89,7 +91,8 @@ def folding_from_args(args, network, default_budget=None, default_source=None):
         except ValueError as error:
             raise CliError(f"--folding: {error}") from None
     try:
-        return balance_network(network, max_multipliers=budget, overrides=overrides)
+        return balance_network(network, max_multipliers=budget, overrides=overrides,
+                               max_cycles=max_cycles)
     except ValueError as error:
         message = str(error)
         option = ("--folding" if message.startswith("folding override") else

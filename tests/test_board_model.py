@@ -2,6 +2,7 @@
 """A network behind the UART: the digits classifier's chain on the simulated board design,
 ``convhw board run --model`` and ``python -m boards.<board> build --model`` (options)."""
 
+import argparse
 import json
 
 import numpy as np
@@ -82,6 +83,29 @@ def test_digits_through_the_simulated_board(network, digits):
             np.testing.assert_array_equal(result.output.reshape(-1), expected)
             assert int(np.argmax(expected)) == labels[index]
         assert port.line_errors == []
+
+
+def test_board_folds_for_the_line_rate():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from convhw.board.defaults import BOARD_CLOCKS, board_model_from_args, line_cycles
+    assert BOARD_CLOCKS == {"icebreaker": ICEBreakerPlatform().default_clk_frequency,
+                            "ulx3s": ULX3S_85F_Platform().default_clk_frequency}
+    network = read_model(DIGITS)
+    # 64 one-byte pixels of 10 bits at 2 Mbaud: 320 us, 3,840 cycles of the 12 MHz clock.
+    assert line_cycles(network, "icebreaker") == 3840
+    assert line_cycles(network, "icebreaker", 1_000_000) == 7680
+    args = argparse.Namespace(model=DIGITS, max_multipliers=None, folding=None, baud=None)
+    _, folding, _ = board_model_from_args(args, "icebreaker")
+    fastest = balance_network(network, max_multipliers=8)
+    assert folding.cycles_per_frame <= 3840 and folding.multipliers < fastest.multipliers
+    # Each layer at its most folded (one multiplier) keeps up with the line here.
+    assert folding.multipliers == 3 and folding.foldings == [(1, 1), None, (1, 1), (1, 1)]
+    args.baud = 3_000_000             # 4 clocks a bit: 2,560 cycles, still enough
+    assert board_model_from_args(args, "icebreaker")[1].cycles_per_frame <= 2560
+    args.baud, args.max_multipliers = None, 8
+    assert board_model_from_args(args, "icebreaker")[1].foldings == fastest.foldings
 
 
 def _digit_png(tmp_path, image):

@@ -27,7 +27,7 @@ def test_info_model_table(capsys):
     assert lines[1].split()[:4] == ["layer", "kind", "in", "->"]
     names = [line.split()[0] for line in lines[3:7]]
     assert names == ["conv1", "pool1", "conv2", "dense"]
-    assert lines[4].split()[:6] == ["pool1", "max-pool", "6x8x8", "->", "6x4x4", "-"]
+    assert lines[4].split()[:6] == ["pool1", "max-pool", "4x8x8", "->", "4x4x4", "-"]
     cycles = {line.split()[0]: int(line.split()[-4]) for line in lines[3:7]}
     assert lines[-2].startswith(f"bottleneck: {max(cycles, key=cycles.get)} (")
     assert lines[-1].startswith("at 50 MHz: ") and lines[-1].endswith(" inferences/s")
@@ -42,7 +42,7 @@ def test_info_model_json(capsys, tmp_path):
     assert facts["cycles_per_frame"] == max(layer["cycles"] for layer in facts["layers"])
     assert facts["bottleneck"] in layers
     assert facts["inferences_per_second"] == pytest.approx(1e8 / facts["cycles_per_frame"])
-    assert layers["conv1"]["weight_bits"] == 6 * 9 * 8
+    assert layers["conv1"]["weight_bits"] == 4 * 9 * 8
     assert layers["conv1"]["line_buffer_bits"] == 2 * 8 * 1 * 8
     assert layers["pool1"]["pe"] is None and layers["pool1"]["multipliers"] == 0
     assert facts["weight_bits"] == sum(layer["weight_bits"] for layer in facts["layers"])
@@ -87,7 +87,7 @@ def test_info_model_errors(capsys, args, message):
     ('{"pool1": {"pe": 2}}', r"--folding: folding override for layer 'pool1' \(max-pool\), "
                              r"which does not fold; layers that fold: conv1, conv2, dense"),
     ('{"conv2": {"pe": 13}}', r"--folding: folding override for layer 'conv2': 'pe' must be "
-                              r"from 1 to 12 \(the output channels\), not 13"),
+                              r"from 1 to 8 \(the output channels\), not 13"),
     ('{"conv2": 3}', r"--folding: folding override for layer 'conv2' must be an object with "
                      r"'pe' and/or 'simd', not 3"),
     ('[', r"--folding: .*folding.json is not valid JSON: .*"),

@@ -184,3 +184,21 @@ def test_digits_network():
     # An override may choose another.
     forced = balance_network(network, max_multipliers=40, overrides={"conv1": {"simd": 9}})
     assert forced.specs[0].serial_output_stage is None
+
+
+def test_max_cycles_takes_the_fewest_multipliers_fast_enough():
+    from convhw.onnx import read_model
+    network = read_model("sim/models/digits.onnx")
+    fastest = balance_network(network, max_multipliers=8)
+    for max_cycles in (fastest.cycles_per_frame, 1000, 2000, 5000):
+        folding = balance_network(network, max_multipliers=8, max_cycles=max_cycles)
+        assert folding.cycles_per_frame <= max_cycles
+        # No folding within the budget with fewer multipliers is fast enough.
+        for budget in range(3, folding.multipliers):
+            assert balance_network(network, max_multipliers=budget).cycles_per_frame > max_cycles
+    # Faster than the budget allows: the fastest within it.
+    assert balance_network(network, max_multipliers=8, max_cycles=10).foldings == \
+        fastest.foldings
+    with pytest.raises(ValueError, match=r"^'max_cycles' must be a positive integer or None, "
+                                         r"not 0$"):
+        balance_network(network, max_multipliers=8, max_cycles=0)

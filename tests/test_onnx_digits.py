@@ -33,11 +33,11 @@ def test_model_shape(model):
     assert network.input_shape == (1, 8, 8) and network.output_shape == (10,)
     assert network.output_dequantized
     assert [layer.kind for layer in network.layers] == ["conv", "max-pool", "conv", "dense"]
-    # Small enough for an iCE40 UP5K: 1,182 8-bit weights.
+    # Small enough for an iCE40 UP5K: 644 8-bit weights.
     weights = sum(layer.weights.size for layer in network.layers if isinstance(layer, ConvLayer))
-    assert weights == 1182
+    assert weights == 644
     assert [layer.macs for layer in network.layers if isinstance(layer, ConvLayer)] == \
-        [6 * 64 * 9, 12 * 4 * 54, 10 * 48]
+        [4 * 64 * 9, 8 * 4 * 36, 10 * 32]
 
 
 def test_accuracy_and_agreement(model, digits):

@@ -110,6 +110,6 @@ def test_foldings_must_fit_the_layers():
     with pytest.raises(ValueError, match=r"^layer 1 'pool1' \(MaxPool\): a max-pool layer takes "
                                          r"no folding, not \(1, 1\)$"):
         network.chain([None, (1, 1), None, None])
-    with pytest.raises(ValueError, match=r"^layer 0 'conv1' \(Conv\): 'pe' must be from 1 to 6 "
+    with pytest.raises(ValueError, match=r"^layer 0 'conv1' \(Conv\): 'pe' must be from 1 to 4 "
                                          r"\(the output channels\), not 7$"):
         network.chain([(7, 1), None, None, None])

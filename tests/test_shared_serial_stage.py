@@ -84,7 +84,7 @@ def test_per_lane_stages_where_one_stage_cannot_keep_up(monkeypatch):
 
 
 def test_digits_conv2_with_lanes_shares_one_stage():
-    # The digits network's conv2 (54 chunks per output): folded with lanes (pe 3, as many
+    # The digits network's conv2 (36 chunks per output): folded with lanes (pe 3, as many
     # cycles as the balance's pe 1, simd 3), its lanes share one stage, bit-exact.
     from convhw.folding import balance_network
     from convhw.onnx import read_model
@@ -93,10 +93,10 @@ def test_digits_conv2_with_lanes_shares_one_stage():
     chosen = chain.specs[chain.names.index("conv2")]
     assert chosen.pe > 1 or not chosen.serial_stage_shared
     conv2 = chosen.with_folding(3, 1)
-    assert conv2.simd_folds == 54
+    assert conv2.simd_folds == 36
     radix, digits = conv2.serial_output_stage
-    assert conv2.serial_stage_shared and 3 * (digits + 1) <= 54
-    assert radix == 1 or 3 * (_digits(conv2, radix - 1) + 1) > 54
+    assert conv2.serial_stage_shared and 3 * (digits + 1) <= 36
+    assert radix == 1 or 3 * (_digits(conv2, radix - 1) + 1) > 36
     verilog = rtlil.convert(Conv2d(conv2))
     assert "serial_a_shared" in verilog and "serial_a_lane" not in verilog
     _check(conv2, 0.3, seed=4, frames=2)

@@ -179,12 +179,15 @@ def main(board, argv=None):
     args = parser.parse_args(argv)
     try:
         if args.model is not None:
-            from .defaults import board_model_from_args
-            _, folding, spec = board_model_from_args(args, board.name, board.dsps)
+            from .defaults import board_model_from_args, line_cycles
+            network, folding, spec = board_model_from_args(args, board.name, board.dsps)
             layers = ", ".join(f"{layer.name} {layer.pe}x{layer.simd}"
                                for layer in folding.layers if not layer.fixed)
+            pace = ("" if args.max_multipliers is not None else
+                    f" (the line takes {line_cycles(network, board.name, args.baud)} cycles"
+                    f" per frame at {args.baud} baud)")
             print(f"{board.name}: {args.model}: folding {layers} ({folding.multipliers} "
-                  f"multipliers), {folding.cycles_per_frame} cycles per inference",
+                  f"multipliers), {folding.cycles_per_frame} cycles per inference{pace}",
                   flush=True)
         else:
             spec = board_spec_from_args(args)

@@ -12,7 +12,7 @@ from ..errors import CliError
 from ..model_options import add_folding_arguments, folding_from_args, load_network
 from ..spec_options import add_spec_arguments, runtime_kernel, spec_from_args
 
-__all__ = ["BOARD_BAUDS", "BOARD_DSPS", "DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE",
+__all__ = ["BOARD_BAUDS", "BOARD_CLOCKS", "BOARD_DSPS", "line_cycles", "DEFAULT_FRAME", "DEFAULT_KERNEL_SIZE",
            "DEFAULT_RUNTIME_KERNEL", "add_board_spec_arguments", "board_spec_from_args",
            "board_kernel", "add_board_model_arguments", "board_model_from_args"]
 
@@ -23,6 +23,8 @@ DEFAULT_RUNTIME_KERNEL = "sobel-x"      # what the host loads into a runtime boa
 BOARD_BAUDS = {"icebreaker": 2_000_000, "ulx3s": 3_000_000}
 #: DSP blocks per board: the multiplier budget of a network built for it (``--model``).
 BOARD_DSPS = {"icebreaker": 8, "ulx3s": 156}
+#: Each board's default clock in Hz (its amaranth-boards platform's ``default_clk``).
+BOARD_CLOCKS = {"icebreaker": 12e6, "ulx3s": 25e6}
 
 
 def add_board_spec_arguments(parser):
@@ -87,17 +89,35 @@ def add_board_model_arguments(parser):
     return add_folding_arguments(parser)
 
 
+def line_cycles(network, board, baud=None):
+    """Clock cycles of ``board`` that one inference's input takes on the line at ``baud``
+    (default :data:`BOARD_BAUDS`): 10 bits per byte, ``ceil(C*in_bits/8)`` bytes per pixel."""
+    from .protocol import pixel_bytes
+
+    chain = network.chain()
+    frame_bytes = chain.width * chain.height * pixel_bytes(chain)
+    return int(frame_bytes * 10 * BOARD_CLOCKS[board] // (baud or BOARD_BAUDS[board]))
+
+
 def board_model_from_args(args, board, dsps=None):
-    """``(network, folding, chain)`` for ``--model`` on ``board`` (its name), folded within
-    ``dsps`` multipliers (default: :data:`BOARD_DSPS`) unless ``--max-multipliers``."""
+    """``(network, folding, chain)`` for ``--model`` on ``board`` (its name).
+
+    Without ``--max-multipliers`` the network is folded for the fewest multipliers that still
+    keep up with the UART (:func:`line_cycles` at ``--baud``), within ``dsps`` (default:
+    :data:`BOARD_DSPS`): a faster pipeline would wait for the line in logic cells it costs.
+    """
     for name, default in _SPEC_OPTIONS:
         if getattr(args, name, default) != default:
             raise CliError(f"--{name.replace('_', '-')}: not with --model (the model gives "
                            f"every layer)")
     network = load_network(args.model)
     dsps = BOARD_DSPS.get(board) if dsps is None else dsps
+    max_cycles = None
+    if getattr(args, "max_multipliers", None) is None and board in BOARD_CLOCKS:
+        max_cycles = line_cycles(network, board, getattr(args, "baud", None))
     folding = folding_from_args(args, network, default_budget=dsps,
-                                default_source=f"the DSP blocks of the {board}")
+                                default_source=f"the DSP blocks of the {board}",
+                                max_cycles=max_cycles)
     try:
         chain = network.chain(folding.foldings)
     except (TypeError, ValueError) as error:
