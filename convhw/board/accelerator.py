@@ -53,25 +53,44 @@ def _crc16():
 
 
 class _Sender:
-    """A shift register that hands bytes, least significant first, to a UART transmitter."""
+    """Hands the bytes of one message, least significant first, to a UART transmitter.
 
-    def __init__(self, m, tx_stream, max_bytes):
-        self.buffer = Signal(8 * max_bytes)
-        self.left = Signal(range(max_bytes + 1))
+    ``messages`` maps a name to a value whose bytes are read in place while they are sent (no
+    copy in a shift register): constants, registers that hold still until the message is out,
+    or the core's output payload, which holds until the result is popped (:attr:`last`).
+    """
+
+    def __init__(self, m, tx_stream, messages):
+        self._ids = {name: n for n, name in enumerate(messages)}
+        most = max(len(value) // 8 for value in messages.values())
+        self.which = Signal(range(len(messages)))
+        self.index = Signal(range(most))
+        self.left = Signal(range(most + 1))
         self.idle = Signal()
         self.sent = Signal()            # a byte was handed over this cycle
+        self.last = Signal()            # ... and it was the message's last
+        byte = Signal(8)
+        with m.Switch(self.which):
+            for name, value in messages.items():
+                with m.Case(self._ids[name]):
+                    m.d.comb += byte.eq(value.word_select(self.index, 8))
         m.d.comb += [
             self.idle.eq(self.left == 0),
             tx_stream.valid.eq(~self.idle),
-            tx_stream.payload.eq(self.buffer[:8]),
+            tx_stream.payload.eq(byte),
             self.sent.eq(tx_stream.valid & tx_stream.ready),
+            self.last.eq(self.sent & (self.left == 1)),
         ]
         with m.If(self.sent):
-            m.d.sync += [self.buffer.eq(self.buffer >> 8), self.left.eq(self.left - 1)]
+            m.d.sync += [self.index.eq(self.index + 1), self.left.eq(self.left - 1)]
 
-    def load(self, m, value, nbytes):
-        """Start sending ``nbytes`` of ``value``; only while :attr:`idle`."""
-        m.d.sync += [self.buffer.eq(value), self.left.eq(nbytes)]
+    def sending(self, name):
+        """Whether message ``name`` is being sent."""
+        return ~self.idle & (self.which == self._ids[name])
+
+    def load(self, m, name, nbytes):
+        """Start sending the first ``nbytes`` of message ``name``; only while :attr:`idle`."""
+        m.d.sync += [self.which.eq(self._ids[name]), self.index.eq(0), self.left.eq(nbytes)]
 
 
 class _Engine(wiring.Component):
@@ -108,18 +127,6 @@ class _Engine(wiring.Component):
         ]
         overflow = urx.o.valid & ~rx_fifo.w_rdy
         byte_in = rx_fifo.r_data
-        sender = _Sender(m, utx.i, max(protocol.REJECT_LEN, out_bytes))
-        m.d.comb += self.byte_event.eq(urx.o.valid | sender.sent)
-
-        # Silence: cycles since the last byte either way (or since `restart_timer`).
-        silence = Signal(range(self._timeout_cycles + 1))
-        silent = Signal()
-        restart_timer = Signal()
-        m.d.comb += silent.eq(silence == self._timeout_cycles)
-        with m.If(urx.o.valid | urx.error | sender.sent | restart_timer):
-            m.d.sync += silence.eq(0)
-        with m.Elif(~silent):
-            m.d.sync += silence.eq(silence + 1)
 
         m.submodules.core = core = Chain(spec) if isinstance(spec, ChainSpec) else Conv2d(spec)
         m.submodules.header_crc = header_crc = _crc16()
@@ -131,6 +138,28 @@ class _Engine(wiring.Component):
         header_index = Signal(range(body_len + 2))
         code = Signal(8)                     # reject code or trailer status
         error_latch = Signal()
+        # Every message the board sends; ``code`` and the CRCs hold while theirs is out.
+        result = Signal(signed(8 * out_bytes))          # sign-extended to whole bytes
+        m.d.comb += result.eq(Value.cast(core.o.payload.data).as_signed())
+        sender = _Sender(m, utx.i, {
+            "reject": Cat(C(protocol.REJECT, 8), code, C(spec.width, 16), C(spec.height, 16),
+                          C(protocol.spec_id(spec), 32), C(timeout_us, 32)),
+            "accept": Cat(C(protocol.ACCEPT, 8), C(self._fifo_depth // in_bytes, 32),
+                          C(timeout_us, 32)),
+            "result": result,
+            "trailer": Cat(code, in_crc.crc, out_crc.crc),
+        })
+        m.d.comb += self.byte_event.eq(urx.o.valid | sender.sent)
+
+        # Silence: cycles since the last byte either way (or since `restart_timer`).
+        silence = Signal(range(self._timeout_cycles + 1))
+        silent = Signal()
+        restart_timer = Signal()
+        m.d.comb += silent.eq(silence == self._timeout_cycles)
+        with m.If(urx.o.valid | urx.error | sender.sent | restart_timer):
+            m.d.sync += silence.eq(0)
+        with m.Elif(~silent):
+            m.d.sync += silence.eq(silence + 1)
         m.d.comb += self.error.eq(error_latch)
 
         # Runtime coefficients: the last byte of each writes it to the core's shadow bank.
@@ -157,9 +186,7 @@ class _Engine(wiring.Component):
         def reject(reason):
             reason = C(reason, 8) if isinstance(reason, int) else reason
             m.d.sync += code.eq(reason)
-            sender.load(m, Cat(C(protocol.REJECT, 8), reason, C(spec.width, 16),
-                               C(spec.height, 16), C(protocol.spec_id(spec), 32),
-                               C(timeout_us, 32)), protocol.REJECT_LEN)
+            sender.load(m, "reject", protocol.REJECT_LEN)
             m.d.sync += error_latch.eq(1)
             m.next = "REJECT"
 
@@ -198,9 +225,7 @@ class _Engine(wiring.Component):
                         with m.If(byte_in != header_crc.crc[8:]):
                             reject(Status.BAD_CRC)
                         with m.Else():
-                            sender.load(m, Cat(C(protocol.ACCEPT, 8),
-                                               C(self._fifo_depth // in_bytes, 32),
-                                               C(timeout_us, 32)), protocol.ACCEPT_LEN)
+                            sender.load(m, "accept", protocol.ACCEPT_LEN)
                             m.next = "ACCEPT"
                 with m.Elif(urx.error):
                     reject(Status.FRAMING)
@@ -252,17 +277,17 @@ class _Engine(wiring.Component):
                 with m.If(urx.error):
                     frame_error(Status.FRAMING)
 
-                # Results out, then the trailer once every pixel is in and every result out.
-                m.d.comb += out_crc.valid.eq(sender.sent)
+                # Results out, then the trailer once every pixel is in and every result out. A
+                # result is sent from the core's output, popped with its last byte.
+                m.d.comb += [out_crc.valid.eq(sender.sent),
+                             core.o.ready.eq(sender.sending("result") & sender.last)]
                 with m.If(sender.idle):
                     with m.If(result_count != n_results):
-                        m.d.comb += core.o.ready.eq(1)
                         with m.If(core.o.valid):
-                            sender.load(m, Value.cast(core.o.payload.data).as_signed(),
-                                        out_bytes)
+                            sender.load(m, "result", out_bytes)
                             m.d.sync += result_count.eq(result_count + 1)
                     with m.Elif(~feeding):
-                        sender.load(m, Cat(code, in_crc.crc, out_crc.crc), protocol.TRAILER_LEN)
+                        sender.load(m, "trailer", protocol.TRAILER_LEN)
                         m.d.sync += error_latch.eq(code != Status.OK)
                         m.next = "TRAILER"
 

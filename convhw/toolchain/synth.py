@@ -48,6 +48,14 @@ def fit_to_target(spec, target):
     return spec
 
 
+def _has_dsp_products(spec):
+    """Whether ``spec`` (a core's or a chain's) multiplies in DSP blocks: runtime taps, or a
+    folded layer's ``pe * simd`` multipliers."""
+    layers = getattr(spec, "specs", [spec])
+    return any(getattr(layer, "dsp_taps", 0) > 0 or getattr(layer, "folded", False)
+               for layer in layers)
+
+
 def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
                  stat_path="stat.json", purge=False):
     """The Yosys commands that map ``rtlil_path`` to ``target``'s primitives.
@@ -59,7 +67,8 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
     ``opt_clean -purge`` runs before LUT mapping: without it, abc9 of Yosys 0.70 fails an
     assertion (``GetSize(conn.first) == GetSize(conn.second)``, renaming its output to ``dout``)
     on some ECP5 cores with registered DSP inputs (4x4 or 5x5 runtime coefficients, all taps
-    DSP), and on others writes a netlist with a multiply driven net (3x3 runtime at W=640).
+    DSP; the digits network's folded layers), and on others writes a netlist with a multiply
+    driven net (3x3 runtime at W=640).
     :func:`synthesize` purges only for ECP5 cores with DSP products, because the purge moves
     other cores' placement (3x3 constant: 236 -> 218 MHz).
     """
@@ -149,7 +158,7 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     progress(f"yosys: synthesizing for {target.description}...")
     logs = {"yosys": os.path.join(build_dir, "yosys.log"),
             "nextpnr": os.path.join(build_dir, "nextpnr.log")}
-    purge = target.family == "ecp5" and getattr(spec, "dsp_taps", 0) > 0
+    purge = target.family == "ecp5" and _has_dsp_products(spec)
     run_tool("yosys", ["-q", "-l", "yosys.log", "-p", yosys_script(target, purge=purge)],
              cwd=build_dir,
              log_path=os.path.join(build_dir, "yosys.out"), env=env)
