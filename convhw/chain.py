@@ -12,7 +12,8 @@ backend and the exporter read (``input_shape``, ``in_bits``, ``out_bits``, ``out
 
 - ``cycles_per_frame``: cycles per inference when inferences stream back to back, without
   stalls: the interval of the bottleneck layer, ``positions_per_frame + (fold-1)*OH*OW``.
-- ``latency``: the sum of the layers' latencies (each from a position's issue to its output).
+- ``latency``: the sum of the layers' latencies (each from a position's issue to its output)
+  and of the registered links (``registered_links``, one cycle each).
 - ``multipliers``: the sum of the layers' ``pe * simd``.
 """
 
@@ -148,9 +149,22 @@ class ChainSpec:
         return sum(self.intervals)
 
     @property
+    def registered_links(self):
+        """Per link (after each layer but the last): whether a register stage carries it.
+
+        A registered link holds one beat: the producer sees ``ready`` from a flip-flop and the
+        consumer ``valid``, ``first`` and the data from flip-flops, so no logic path runs from
+        one core's issue decision into the other's queue (the handshake was the UP5K critical
+        path of the digits chain). It passes a beat every other cycle, so it carries only
+        links with at most half as many beats per frame as the bottleneck's cycles: the
+        pipeline keeps its rate."""
+        return tuple(2 * spec.out_shape[0] * spec.out_beats <= self.cycles_per_frame
+                     for spec in self._specs[:-1])
+
+    @property
     def latency(self):
-        """The sum of the layers' latencies."""
-        return sum(spec.latency for spec in self._specs)
+        """The sum of the layers' latencies and of the registered links'."""
+        return sum(spec.latency for spec in self._specs) + sum(self.registered_links)
 
     @property
     def multipliers(self):

@@ -15,7 +15,8 @@ DSP blocks of ``--target``, else of :data:`DEFAULT_TARGET`. Every problem is a
 from .errors import CliError
 
 __all__ = ["DEFAULT_TARGET", "add_folding_arguments", "load_network", "folding_from_args",
-           "budget_from_args", "add_model_arguments", "chain_from_args"]
+           "budget_from_args", "add_model_arguments", "chain_from_args", "fold_to_place",
+           "given_folding"]
 
 #: The part whose DSP blocks are the multiplier budget when neither ``--max-multipliers`` nor
 #: ``--target`` is given.
@@ -154,3 +155,49 @@ def chain_from_args(args):
     except (ValueError, TypeError) as error:
         raise CliError(f"--model: {path}: {error}") from None
     return network, folding, chain
+
+
+def given_folding(args):
+    """Whether the options fix the folding (``--max-multipliers`` or ``--folding``)."""
+    return any(getattr(args, name, None) is not None for name in ("max_multipliers", "folding"))
+
+
+def fold_to_place(network, folding, target, *, progress=None, build_dir=None):
+    """``(folding, note)``: ``folding`` (balanced within ``target``'s DSP blocks), folded
+    further, one multiplier at a time, while its packed logic is more than nextpnr places on
+    the part (:attr:`~convhw.toolchain.Target.placeable_fraction`); ``note`` says why, or is
+    ``None`` when ``folding`` fits. A budget of DSP blocks says nothing about logic: the
+    digits network at the UP5K's 8 packs into 88% of its cells, which nextpnr does not place.
+
+    Each step runs Yosys and nextpnr's packer (seconds). Raises as
+    :func:`convhw.toolchain.synthesize`.
+    """
+    import os
+
+    from .folding import balance_network
+    from .toolchain import get_target, packed_logic_cells
+
+    target = get_target(target)
+    if target.placeable_fraction is None:
+        return folding, None
+    limit = int(target.placeable_fraction * target.luts)
+    first, tried = folding, []
+    while True:
+        where = None if build_dir is None else os.path.join(build_dir,
+                                                             f"pack-{folding.multipliers}")
+        used, available = packed_logic_cells(network.chain(folding.foldings), target,
+                                             progress=progress, build_dir=where)
+        tried.append((folding.multipliers, used))
+        if used <= limit:
+            break
+        try:
+            folding = balance_network(network, max_multipliers=folding.multipliers - 1)
+        except ValueError:          # already at its most folded: let placement say
+            break
+    if folding is first:
+        return folding, None
+    packs = "; ".join(f"{multipliers} multipliers: {used} cells" for multipliers, used in tried)
+    return folding, (f"folded for {folding.multipliers} multipliers, not the "
+                     f"{first.multipliers} of the DSP budget: nextpnr places at most about "
+                     f"{target.placeable_fraction:.0%} of the {target.name}'s {available} "
+                     f"logic cells ({packs})")

@@ -6,7 +6,9 @@ images) and on all 1,797 images:
 
 - the float model (``sim/models/digits-float.onnx``) and the int8 model in onnxruntime;
 - the hardware: the network as a chain of streaming cores, folded by the balancer for each
-  target's DSP blocks, simulated cycle by cycle with the compiled backend (Verilator), every
+  target's DSP blocks (and, when it synthesizes for an iCE40, further until nextpnr places the
+  logic: :func:`convhw.model_options.fold_to_place`), simulated cycle by cycle with the
+  compiled backend (Verilator), every
   image of a set streamed back to back; its scores must equal onnxruntime's, every one;
 - cycles per inference, measured, against the bottleneck layer's;
 - Fmax and resources from Yosys and nextpnr (``--no-synth`` skips them), and inferences per
@@ -78,8 +80,15 @@ def evaluate(target, *, network, images, labels, sets, onnxruntime, reference, s
 
     budget = default_budget(target) if max_multipliers is None else max_multipliers
     folding = balance_network(network, max_multipliers=budget, overrides=overrides)
+    note = None
+    if synth and max_multipliers is None and overrides is None:
+        # The DSP budget says nothing about logic: fold further until the part places it.
+        from convhw.model_options import fold_to_place
+        folding, note = fold_to_place(network, folding, target, progress=_progress,
+                                      build_dir=build_dir)
     chain = network.chain(folding.foldings)
     facts = {"target": target, "max_multipliers": budget, "multipliers": chain.multipliers,
+             "folding_note": note,
              "folding": {layer.name: [layer.pe, layer.simd] for layer in folding.layers
                          if not layer.fixed},
              "bottleneck": chain.names[chain.bottleneck],
@@ -138,6 +147,8 @@ def _print_target(facts, names):
     print(f"{facts['target']}: folding {folding} ({facts['multipliers']} of "
           f"{facts['max_multipliers']} multipliers); bottleneck {facts['bottleneck']}, "
           f"{facts['bottleneck_cycles']} cycles; latency {facts['latency']} cycles")
+    if facts.get("folding_note"):
+        print(f"  {facts['folding_note']}")
     for name in names:
         one = facts["sets"][name]
         print(f"  hardware, {name}: accuracy {one['accuracy']:.2%}; equals onnxruntime on "

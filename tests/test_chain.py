@@ -111,7 +111,10 @@ def test_back_to_back_throughput():
 
 def test_chain_numbers_and_dict():
     chain = random_chain(6)
-    assert chain.latency == sum(spec.latency for spec in chain)
+    assert chain.latency == sum(spec.latency for spec in chain) + sum(chain.registered_links)
+    # Links of at most half the bottleneck's cycles in beats are registered.
+    assert chain.registered_links == tuple(
+        2 * spec.out_shape[0] * spec.out_beats <= chain.cycles_per_frame for spec in chain[:-1])
     assert chain.multipliers == sum(spec.multipliers for spec in chain)
     assert chain[1].multipliers == 0
     facts = chain.to_dict()
@@ -179,3 +182,30 @@ def test_harness_takes_a_chain_spec():
     chain = random_chain(8, width=5, height=5)
     frames = _frames(chain, 2, 8)
     _check(simulate(chain, frames, out_stall=0.3), chain, frames)
+
+
+def _two_convs(folding):
+    """conv 1->2 3x3 (``folding`` = (pe, simd), or None) -> conv 2->2 1x1, 6x5 frames."""
+    rng = np.random.default_rng(3)
+    first = ConvSpec(width=6, height=5, weights=rng.integers(-7, 8, size=(2, 1, 3, 3)),
+                     padding=1, in_bits=4, scale=3, shift=4, rounding="half-even",
+                     clamp=(-20, 20), **(dict(zip(("pe", "simd"), folding)) if folding else {}))
+    bits, signed = _input_format(first.out_range)
+    second = ConvSpec(width=6, height=5, weights=rng.integers(-7, 8, size=(2, 2, 1, 1)),
+                      in_bits=bits, in_signed=signed, scale=1, shift=2, clamp=(-30, 30))
+    return ChainSpec([first, second])
+
+
+@pytest.mark.parametrize("folding, registered", [(None, False), ((1, 1), True)])
+def test_links_register_where_the_rate_allows(folding, registered):
+    chain = _two_convs(folding)
+    assert chain.registered_links == (registered,)
+    assert chain.latency == sum(spec.latency for spec in chain) + registered
+    frames = _frames(chain, 3, 5)
+    result = simulate(Chain(chain), frames, in_stall=0.5, out_stall=0.5, seed=2)
+    _check(result, chain, frames)
+    # Back to back, each inference more adds the bottleneck's interval, registered or not.
+    three = simulate(Chain(chain), frames)
+    two = simulate(Chain(chain), frames[:2])
+    _check(three, chain, frames)
+    assert three.cycles - two.cycles == chain.cycles_per_frame

@@ -364,3 +364,55 @@ def test_carry_chain_ends_in_a_lut(tmp_path):
     assert lut["connections"]["I3"] == [carry] and lut["connections"]["O"] == [11]
     assert cells["ff"]["connections"]["D"] == [11] and cells["other"]["connections"]["I0"] == [11]
     assert end_carry_chains_in_luts(path) == 0                # the LUT is now the chain's end
+
+
+def test_chains_keep_small_enables_in_luts():
+    from convhw.toolchain.synth import CHAIN_MIN_CE_USE, yosys_script
+    assert f"-dffe_min_ce_use {CHAIN_MIN_CE_USE}" in yosys_script(
+        "ice40-up5k", min_ce_use=CHAIN_MIN_CE_USE)
+    assert "dffe_min_ce_use" not in yosys_script("ice40-up5k")
+    assert "dffe_min_ce_use" not in yosys_script("ecp5-25k", min_ce_use=8)
+
+
+def test_packed_logic_cells(tmp_path):
+    _need("nextpnr-ice40")
+    from convhw.toolchain import packed_logic_cells
+    used, available = packed_logic_cells(ConvSpec(width=32, height=8, kernel=SOBEL),
+                                         "ice40-up5k", build_dir=tmp_path)
+    assert available == 5280 and 100 < used < 1000
+    assert (tmp_path / "pack.json").exists()
+
+
+@pytest.mark.parametrize("cells_per_multiplier, expected", [(500, 8), (700, 5), (2000, 3)])
+def test_fold_to_place_folds_until_the_logic_places(monkeypatch, cells_per_multiplier,
+                                                    expected):
+    pytest.importorskip("onnx")
+    from convhw import toolchain
+    from convhw.folding import balance_network
+    from convhw.model_options import fold_to_place
+    from convhw.onnx import read_model
+
+    network = read_model("sim/models/digits.onnx")
+    packed = []
+
+    def fake_pack(chain, target, **_):
+        packed.append(chain.multipliers)
+        return cells_per_multiplier * chain.multipliers, 5280
+
+    monkeypatch.setattr(toolchain, "packed_logic_cells", fake_pack)
+    folding, note = fold_to_place(network, balance_network(network, max_multipliers=8),
+                                  "ice40-up5k")
+    assert folding.multipliers == expected
+    # One multiplier less each time (a budget that balances the same is one step).
+    assert packed[0] == 8 and packed == sorted(packed, reverse=True)
+    if expected == 8:
+        assert note is None
+    else:
+        assert note.startswith(f"folded for {expected} multipliers, not the 8 of the DSP "
+                               f"budget: nextpnr places at most about 80% of the "
+                               f"ice40-up5k's 5280 logic cells (8 multipliers: "
+                               f"{8 * cells_per_multiplier} cells;")
+    # Parts whose limit is not measured are left alone.
+    packed.clear()
+    assert fold_to_place(network, balance_network(network, max_multipliers=28),
+                         "ecp5-25k")[1] is None and packed == []

@@ -10,7 +10,7 @@ import json
 import sys
 
 from ..errors import CliError, tool_failure
-from ..model_options import add_model_arguments, chain_from_args
+from ..model_options import add_model_arguments, chain_from_args, fold_to_place, given_folding
 from ..spec_options import add_spec_arguments, spec_from_args
 
 __all__ = ["add_parser", "run", "TARGET_NAMES", "synthesize_spec", "format_report"]
@@ -63,6 +63,21 @@ def synthesize_spec(spec, target, *, freq=None, seed=None, build_dir=None):
         raise tool_failure(error) from None
 
 
+def _placeable_chain(model, target, build_dir):
+    """The model's chain, folded further where its logic would not place on ``target``."""
+    network, folding, _ = model
+    try:
+        folding, note = fold_to_place(network, folding, target, progress=_progress,
+                                      build_dir=build_dir)
+    except RuntimeError as error:
+        if type(error) is not RuntimeError:
+            raise
+        raise tool_failure(error) from None
+    if note:
+        _progress(note)
+    return network.chain(folding.foldings)
+
+
 def format_report(report):
     """A short human-readable summary of ``report.to_dict()``."""
     fmax = report.get("fmax_mhz")
@@ -81,6 +96,8 @@ def format_report(report):
 def run(args):
     model = chain_from_args(args)
     spec = model[2] if model else spec_from_args(args)
+    if model and not given_folding(args):
+        spec = _placeable_chain(model, args.target, args.build_dir)
     report = synthesize_spec(spec, args.target, freq=args.freq, seed=args.seed,
                              build_dir=args.build_dir).to_dict()
     if args.json:

@@ -6,7 +6,9 @@ a core's ``o.valid`` and payload come from registers, and its ``i.ready`` does n
 ``i.valid``, so the link adds no combinational loop. The width adapter between them takes each
 signed output channel into the next layer's input format; :class:`~convhw.chain.ChainSpec`
 proved that every value the layer can give fits it, so this is a truncation or an extension of
-the same number. Frame markers pass through (``first`` starts the next core's frame).
+the same number. Frame markers pass through (``first`` starts the next core's frame). A
+registered link (:attr:`~convhw.chain.ChainSpec.registered_links`) holds one beat between them
+in registers.
 
 The chain has the ports of a single core: ``i``, one beat per input pixel with every channel;
 ``o``, one beat per output pixel with every channel (for a final dense layer, one beat per
@@ -59,17 +61,38 @@ class Chain(wiring.Component):
             self.o.valid.eq(last.o.valid),
             last.o.ready.eq(self.o.ready),
         ]
-        for a, b in zip(cores, cores[1:]):
+        for index, (a, b, registered) in enumerate(
+                zip(cores, cores[1:], self._spec.registered_links)):
+            source = a.o
+            if registered:
+                source = _register_link(m, a.o, f"link_{index}")
             channels = a.spec.out_channels
-            source, sink = a.o.payload.data, b.i.payload.data
+            data, sink = source.payload.data, b.i.payload.data
             if channels == 1:
-                m.d.comb += sink.eq(source)
+                m.d.comb += sink.eq(data)
             else:
-                m.d.comb += [sink[c].eq(source[c]) for c in range(channels)]
+                m.d.comb += [sink[c].eq(data[c]) for c in range(channels)]
             m.d.comb += [
-                b.i.payload.first.eq(a.o.payload.first),
-                b.i.payload.last.eq(a.o.payload.last),
-                b.i.valid.eq(a.o.valid),
-                a.o.ready.eq(b.i.ready),
+                b.i.payload.first.eq(source.payload.first),
+                b.i.payload.last.eq(source.payload.last),
+                b.i.valid.eq(source.valid),
+                source.ready.eq(b.i.ready),
             ]
         return m
+
+
+def _register_link(m, producer, name):
+    """A register stage of one beat after ``producer`` (an output stream); its stream."""
+    link = producer.signature.flip().create(path=(name,))
+    full = Signal(name=f"{name}_full")
+    beat = Signal.like(producer.payload, name=f"{name}_beat")
+    m.d.comb += [
+        producer.ready.eq(~full),
+        link.valid.eq(full),
+        link.payload.eq(beat),
+    ]
+    with m.If(producer.valid & ~full):
+        m.d.sync += [beat.eq(producer.payload), full.eq(1)]
+    with m.Elif(link.ready):
+        m.d.sync += full.eq(0)
+    return link

@@ -103,19 +103,25 @@ class Conv2d(StreamingCore):
         m.submodules.issue_gate = gate = IssueGate(
             init=(1, reset["needs_input"], reset["at_start"]))
         issue = gate.issue
-        next_credit = output.next_can_start
+        # The next cycle's credit if this one issues (it may start a result), and if not.
+        after_issue = Mux(sched.emit, output.can_start_after_start, output.can_start_after_idle)
+        after_wait = output.can_start_after_idle
         accumulating = spec.accumulates_positions
         if accumulating:
             # Every position takes ``fold_per_position`` cycles.
             if spec.fold_per_position > 1:
-                next_credit = next_credit & self._fold_gap(m, issue, spec.fold_per_position)
+                nearly_free = self._fold_gap(m, issue, spec.fold_per_position)
+                after_issue, after_wait = 0, after_wait & nearly_free
         elif spec.folded:
-            next_credit = next_credit & self._fold_gap(m, issue & sched.emit)
+            nearly_free = self._fold_gap(m, issue & sched.emit)
+            after_issue = after_issue & ~sched.emit & nearly_free
+            after_wait = after_wait & nearly_free
             gap = self._gap
         m.d.comb += [
-            gate.next_credit.eq(next_credit),
-            gate.next_needs_input.eq(sched.next_needs_input),
-            gate.next_at_start.eq(sched.next_at_start),
+            gate.credit_after_issue.eq(after_issue), gate.credit_after_wait.eq(after_wait),
+            gate.needs_after_advance.eq(sched.advance_needs_input),
+            gate.at_start_after_advance.eq(sched.advance_at_start),
+            gate.needs_input.eq(sched.needs_input), gate.at_start.eq(sched.at_start),
             gate.valid.eq(self.i.valid), gate.first.eq(self.i.payload.first),
             self.i.ready.eq(gate.ready),
             sched.advance.eq(issue),
@@ -549,9 +555,9 @@ class Conv2d(StreamingCore):
         return engine.results, SimpleNamespace(emit=engine.done, first=C(1, 1), last=C(1, 1))
 
     def _fold_gap(self, m, emits, fold=None):
-        """Whether a position may issue next cycle: ``fold - 1`` cycles pass after each
-        position that completes an output (``emits``; ``fold`` is ``spec.fold`` unless
-        given).
+        """Whether a position may issue next cycle unless this one ``emits``: ``fold - 1``
+        cycles pass after each position that completes an output (``emits``; ``fold`` is
+        ``spec.fold`` unless given).
 
         A down-counter, stopping at 0, with the flag ``wait <= 1`` kept in a register (set by
         an equality with 2, not by a comparator), so the issue logic sees one flip-flop, not a
@@ -565,7 +571,7 @@ class Conv2d(StreamingCore):
             m.d.sync += [wait.eq(Mux(wait == 0, 0, wait - 1)),
                          nearly_free.eq(nearly_free | (wait == 2))]
         self._gap = (wait, nearly_free)
-        return ~emits & nearly_free
+        return nearly_free
 
     def _fold_invariants(self, m, platform, gap, s1, s2):
         """Formal builds only: how the issue gap, the pipeline's emitting stages and the folded

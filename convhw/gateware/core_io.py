@@ -48,6 +48,9 @@ class OutputQueue(wiring.Component):
         A credit is free; depends on registers only.
     next_can_start : Out(1)
         ``can_start`` of the next cycle.
+    can_start_after_start, can_start_after_idle : Out(1)
+        ``next_can_start`` if ``start`` is 1, and if it is 0 (for an issue decision that
+        selects between them last).
     w_en : In(1), w_data : In(pixel_layout(bits, True))
         A result leaving the pipeline.
     o : Out(stream.Signature(pixel_layout(bits, True)))
@@ -61,6 +64,7 @@ class OutputQueue(wiring.Component):
         layout = pixel_layout(bits, True)
         super().__init__({
             "start": In(1), "can_start": Out(1), "next_can_start": Out(1),
+            "can_start_after_start": Out(1), "can_start_after_idle": Out(1),
             "w_en": In(1), "w_data": In(layout),
             "o": Out(stream.Signature(layout)),
         })
@@ -82,8 +86,12 @@ class OutputQueue(wiring.Component):
         # ``owed < depth`` kept in a register (it gates a core's issue logic): computed from
         # the present count for each of the three ways the count can move.
         can_start = Signal(init=1)
-        m.d.comb += self.next_can_start.eq(Mux(self.start & ~pop, owed < self._depth - 1,
-                                               Mux(pop & ~self.start, 1, owed < self._depth)))
+        m.d.comb += [
+            self.can_start_after_start.eq(Mux(pop, owed < self._depth, owed < self._depth - 1)),
+            self.can_start_after_idle.eq(pop | (owed < self._depth)),
+            self.next_can_start.eq(Mux(self.start, self.can_start_after_start,
+                                       self.can_start_after_idle)),
+        ]
         m.d.sync += can_start.eq(self.next_can_start)
         m.d.comb += [
             self.can_start.eq(can_start),

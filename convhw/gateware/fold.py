@@ -190,7 +190,12 @@ class FoldedDatapath:
                                               complete_group, tree_delay + 1 + finish_stages,
                                               finish_stages)
         self.active, self.step = active, step
-        self.final = active & (step == fold - 1)
+        # ``active & (step == fold - 1)``, kept in a register: it starts the folded control's
+        # delay lines, whose clock enables it fed through five LUTs (conv1 2x1 on the UP5K,
+        # 55 MHz).
+        self.final = Signal(name="fold_final")
+        m.d.sync += self.final.eq(Mux(load, fold == 1,
+                                      active & (step == fold - 2) if fold > 1 else 0))
         self.final_to_done = tree_delay + 2 + finish_stages
         self.done = delay(m, self.final, self.final_to_done, "fold_done")
 

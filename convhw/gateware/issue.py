@@ -7,6 +7,11 @@ input signals: five inputs, two LUT levels on iCE40, and the decision is the clo
 the scheduler, the line-buffer read and the pixel capture (a global buffer's worth of
 flip-flops). So the three registers are mirrored in one 2-bit mode register, computed from
 their next values, and the decision is a single 4-input function.
+
+The next mode depends on the decision (an issue moves the scheduler and may take a credit), so
+it is computed for each outcome, issue, early start of frame or wait, from registers and the
+output queue's late ``pop`` only, and the decision selects one last: the issue logic is then
+two LUT levels deep in its own loop, not five (the UP5K critical path of folded layers).
 """
 
 from amaranth import *
@@ -41,8 +46,13 @@ class IssueGate(wiring.Component):
 
     Members
     -------
-    next_credit, next_needs_input, next_at_start : In(1)
-        The core's issue conditions of the next cycle.
+    credit_after_issue, credit_after_wait : In(1)
+        Whether a credit is free next cycle if this one issues, and if it does not.
+    needs_after_advance, at_start_after_advance : In(1)
+        The scheduler's ``needs_input`` and ``at_start`` of the next cycle if this one issues.
+    needs_input, at_start : In(1)
+        The same for the current position (kept by a wait; an early start of frame clears
+        ``needs_input``).
     valid, first : In(1)
         The input stream's ``valid`` and ``payload.first``.
     issue : Out(1)
@@ -58,9 +68,12 @@ class IssueGate(wiring.Component):
         (the mode and ``valid``), the clock enable of the scheduler's registers.
     """
 
-    next_credit: In(1)
-    next_needs_input: In(1)
-    next_at_start: In(1)
+    credit_after_issue: In(1)
+    credit_after_wait: In(1)
+    needs_after_advance: In(1)
+    at_start_after_advance: In(1)
+    needs_input: In(1)
+    at_start: In(1)
     valid: In(1)
     first: In(1)
     issue: Out(1)
@@ -75,8 +88,16 @@ class IssueGate(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         mode = Signal(IssueMode, init=self._init)
-        m.d.sync += mode.eq(IssueMode.of(self.next_credit, self.next_needs_input,
-                                         self.next_at_start))
+        after = {
+            "issue": IssueMode.of(self.credit_after_issue, self.needs_after_advance,
+                                  self.at_start_after_advance),
+            "truncate": IssueMode.of(self.credit_after_wait, 0, self.at_start),
+            "wait": IssueMode.of(self.credit_after_wait, self.needs_input, self.at_start),
+        }
+        kept = {}
+        for outcome, value in after.items():
+            kept[outcome] = Signal(2, name=f"mode_after_{outcome}", attrs={"keep": 1})
+            m.d.comb += kept[outcome].eq(value)
         takes_pixel = (mode == IssueMode.START) | ((mode == IssueMode.PIXEL) & ~self.first)
         # Kept nets: each decision is mapped as one LUT of its own inputs, not built from
         # another's (a shared intermediate made the clock enable three LUTs deep).
@@ -91,4 +112,6 @@ class IssueGate(wiring.Component):
             self.issue.eq(issue),
             self.moves.eq(moves),
         ]
+        m.d.sync += mode.eq(Mux(issue, kept["issue"],
+                                Mux(self.early_first, kept["truncate"], kept["wait"])))
         return m

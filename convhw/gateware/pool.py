@@ -15,8 +15,8 @@ value when a window starts). At a window row's last pixel the ring turns: the ra
 to the tail (after a window's last row it is the result, held there for a cycle at least) and
 the head takes the following output column's partial maximum, or the lowest value when a window
 starts there. A stream row holds one window row of every output column, so the ring turns once
-per output column and row; a frame's first position sets the head to the lowest value, so rows
-below the last whole window leave nothing behind. The head holds its complement in offset binary,
+per output column and row; a frame's first position takes its pixel whatever the head holds, so
+rows below the last whole window leave nothing behind. The head holds its complement in offset binary,
 which a carry chain adds to the pixel to compare them (no inverter in the head's loop).
 
 Memory (``"memory"``, more output columns): a running register holds the maximum along the
@@ -105,8 +105,8 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
     if spec.pool_partials == "registers":
         # The ring: the head (the current output column's partial maximum, updated by each
         # pixel in place), then the other output columns' in order. The head is the lowest
-        # pixel value when a window starts (loaded so as the ring turns, and at a frame's
-        # first position), so a pixel is only compared with it. As a window row ends, its
+        # pixel value when a window starts (loaded so as the ring turns; a frame's first
+        # position takes its pixel instead), so a pixel is only compared with it. As a window row ends, its
         # partial maximum goes to the tail: after the window's last row, the tail holds the
         # result for a cycle at least. (One-row windows, or one output column: a ring of 2.)
         # The head holds its value in the comparison's code (:func:`_ring_code`), so a carry
@@ -131,13 +131,14 @@ def running_max_pool(m, spec, sched, issue, s1, s1_valid, s1_pixel, pixel_shape)
             # ``offset + own`` carries out exactly when the pixel is above the head's value.
             offset = raw ^ (1 << (bits - 1)) if lo < 0 else raw
             above = (offset + own)[bits]
-            m.d.comb += updated.word_select(ci, bits).eq(Mux(above, raw, own ^ code(0)))
+            # A frame's first position takes its pixel whatever the head holds (the head is
+            # not loaded with the lowest value at its issue: that made the issue decision a
+            # clock enable through two LUTs more, the UP5K critical path of the digits chain).
+            m.d.comb += updated.word_select(ci, bits).eq(Mux(above | s1.sof, raw, own ^ code(0)))
         with m.If(turns):
             m.d.sync += [ring[k].eq(ring[k + 1]) for k in range(1, len(ring) - 1)]
             m.d.sync += ring[-1].eq(updated)
-        with m.If(issue & sched.at_start):
-            m.d.sync += head.eq(lowest)
-        with m.Elif(turns):
+        with m.If(turns):
             # (With one output column, the column's next window row is the head's own.)
             following = ring[1] if out_w > 1 else updated
             m.d.sync += head.eq(Mux(place["reopens"], lowest, following ^ flip))

@@ -65,7 +65,8 @@ class Scheduler(wiring.Component):
     advance, truncate : In(1)
         Issue the current position; finish the frame without further input.
     moves : In(1)
-        ``advance | truncate``, given as one signal: the registers' clock enable.
+        ``advance | truncate``, given as one signal: the clock enable of the registers a
+        truncate moves too (those only an advance moves take ``advance``).
     needs_input, at_start, in_columns, column : Out
         The position consumes a pixel; it is the frame's first; it lies in a line-buffer column;
         that column.
@@ -88,6 +89,8 @@ class Scheduler(wiring.Component):
     next_needs_input, next_at_start : Out(1)
         ``needs_input`` and ``at_start`` of the next cycle (given ``advance`` and ``truncate``),
         for callers that keep their own registered copy of the issue conditions.
+    advance_needs_input, advance_at_start : Out(1)
+        The same after an ``advance`` (registers only: for callers that select last).
     """
 
     def __init__(self, spec):
@@ -116,6 +119,7 @@ class Scheduler(wiring.Component):
             "next_column": Out(range(spec.beat_width)),
             **partial,
             "next_needs_input": Out(1), "next_at_start": Out(1),
+            "advance_needs_input": Out(1), "advance_at_start": Out(1),
             **selects,
         })
 
@@ -393,30 +397,34 @@ class Scheduler(wiring.Component):
         following_flags = self._next_intervals(ahead, flags, wraps, equal)
         following_equalities, refreshes = self._next_equalities(ahead, wraps, equalities,
                                                                  second)
-        with m.If(self.moves):
-            with m.If(self.advance):
-                for key, value in ahead_info.items():
-                    if isinstance(value, list):   # (lanes without a flag give constants)
-                        value = Cat(*(C(v, 1) if isinstance(v, int) else v for v in value))
-                    m.d.sync += registers[key].eq(value)
-                m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
-                m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
-                m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
-                m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
-                m.d.sync += [equalities[key].eq(following_equalities[key])
-                             for key in equalities]
-                m.d.sync += refreshes
-            with m.Else():  # truncate
-                m.d.sync += registers["needs_input"].eq(0)
-                # Unless the current position ends the frame, its following ones lose their
-                # input.
-                with m.If(~ahead_starts_frame):
-                    m.d.sync += ahead["truncating"].eq(1)
+        # ``advance`` alone enables the registers an advance moves (an enable of ``moves &
+        # advance`` took a LUT more after the issue decision: the UP5K critical path).
+        with m.If(self.advance):
+            for key, value in ahead_info.items():
+                if isinstance(value, list):   # (lanes without a flag give constants)
+                    value = Cat(*(C(v, 1) if isinstance(v, int) else v for v in value))
+                m.d.sync += registers[key].eq(value)
+            m.d.sync += [ahead[key].eq(following[key]) for key in ahead]
+            m.d.sync += [wraps[key].eq(following_wraps[key]) for key in wraps]
+            m.d.sync += ahead_starts_frame.eq(wraps["at_end"])
+            m.d.sync += [flags[key].eq(following_flags[key]) for key in flags]
+            m.d.sync += [equalities[key].eq(following_equalities[key])
+                         for key in equalities]
+            m.d.sync += refreshes
+        with m.Elif(self.moves):  # truncate
+            m.d.sync += registers["needs_input"].eq(0)
+            # Unless the current position ends the frame, its following ones lose their
+            # input.
+            with m.If(~ahead_starts_frame):
+                m.d.sync += ahead["truncating"].eq(1)
 
         m.d.comb += [
             self.next_column.eq(ahead["vx"]),
-            self.next_needs_input.eq(Mux(self.advance, ahead_info["needs_input"],
+            self.advance_needs_input.eq(ahead_info["needs_input"]),
+            self.advance_at_start.eq(ahead_starts_frame),
+            self.next_needs_input.eq(Mux(self.advance, self.advance_needs_input,
                                          registers["needs_input"] & ~self.truncate)),
-            self.next_at_start.eq(Mux(self.advance, ahead_starts_frame, registers["at_start"])),
+            self.next_at_start.eq(Mux(self.advance, self.advance_at_start,
+                                      registers["at_start"])),
         ]
         return m

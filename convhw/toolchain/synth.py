@@ -25,7 +25,7 @@ from .report import SynthReport, parse_nextpnr_report, parse_yosys_stat
 from .targets import get_target
 from .tools import find_tool, run_tool, tool_environment
 
-__all__ = ["synthesize", "yosys_script", "fit_to_target"]
+__all__ = ["synthesize", "packed_logic_cells", "yosys_script", "fit_to_target"]
 
 #: nextpnr's target frequency when the caller gives none (only steers timing-driven placement).
 DEFAULT_FREQ_MHZ = {"ice40": 70.0, "ecp5": 180.0}
@@ -56,8 +56,12 @@ def _has_dsp_products(spec):
                for layer in layers)
 
 
+#: iCE40 chains: clock enables of fewer flip-flops than this become multiplexers in LUTs.
+CHAIN_MIN_CE_USE = 8
+
+
 def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
-                 stat_path="stat.json", purge=False):
+                 stat_path="stat.json", purge=False, min_ce_use=None):
     """The Yosys commands that map ``rtlil_path`` to ``target``'s primitives.
 
     Between the coarse steps and RAM mapping, memories that the gateware marks ``no_rw_check``
@@ -70,13 +74,19 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
     DSP; the digits network's folded layers), and on others writes a netlist with a multiply
     driven net (3x3 runtime at W=640).
     :func:`synthesize` purges only for ECP5 cores with DSP products, because the purge moves
-    other cores' placement (3x3 constant: 236 -> 218 MHz).
+    other cores' placement (3x3 constant: 236 -> 218 MHz). With ``min_ce_use`` (iCE40), a clock
+    enable of fewer flip-flops is built into their LUTs (``-dffe_min_ce_use``): a chain's issue
+    decisions reach small registers' enables through several LUTs, and an enable pin is a
+    slow, tile-wide input (the digits chain on the UP5K, seeds 1-4: 52.9/52.6/-/- MHz with
+    enables, 62.4/55.7/58.1/58.1 without the small ones). :data:`CHAIN_MIN_CE_USE` for chains.
     """
     target = get_target(target)
     if target.family == "ice40":
         synth = f"synth_ice40 -top top -device {target.yosys_device}"
         if target.dsps:
             synth += " -dsp"
+        if min_ce_use:
+            synth += f" -dffe_min_ce_use {min_ce_use}"
     else:
         synth = "synth_ecp5 -top top" + ("" if target.dsps else " -nodsp")
     if not purge:
@@ -139,7 +149,58 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     nextpnr = f"nextpnr-{target.family}"
     find_tool("yosys", env)     # fail early, before the export
     find_tool(nextpnr, env)
+    start = time.monotonic()
+    netlist = _netlist(spec_or_core, target, build_dir, env, progress)
+    build_dir, spec = netlist["build_dir"], netlist["spec"]
 
+    target_freq = DEFAULT_FREQ_MHZ[target.family] if freq is None else freq
+    progress(f"nextpnr: placing and routing at {target_freq:g} MHz (seed {seed})...")
+    run_tool(nextpnr, _nextpnr_args(target, freq=target_freq, seed=seed), cwd=build_dir,
+             log_path=os.path.join(build_dir, "nextpnr.out"), env=env)
+    fmax, used, critical_path = parse_nextpnr_report(
+        os.path.join(build_dir, "report.json"), target.family)
+
+    return SynthReport(
+        target=target.name, fmax_mhz=round(fmax, 2), luts=netlist["luts"], ffs=netlist["ffs"],
+        brams=used["brams"], dsps=used["dsps"],
+        freq_mhz=freq, freq_met=None if freq is None else fmax >= freq,
+        logic_cells=used["logic_cells"], line_buffer_brams=netlist["line_buffer_brams"],
+        io_ring_ffs=netlist["io_ring_ffs"],
+        ram_output_registers=netlist["ram_output_registers"],
+        device=target.description,
+        max_dsps=getattr(spec, "max_dsps", None), seed=seed,
+        seconds=round(time.monotonic() - start, 2), cells=netlist["cells"],
+        critical_path=critical_path, build_dir=build_dir,
+        logs={"yosys": os.path.join(build_dir, "yosys.log"),
+              "nextpnr": os.path.join(build_dir, "nextpnr.log")})
+
+
+def packed_logic_cells(spec_or_core, target, *, build_dir=None, progress=None):
+    """``(used, available)`` logic cells of ``target`` once nextpnr has packed the design
+    (Yosys and ``--pack-only``: seconds, where placement can take minutes).
+
+    Raises as :func:`synthesize`.
+    """
+    target = get_target(target)
+    progress = progress or (lambda message: None)
+    env = tool_environment()
+    nextpnr = f"nextpnr-{target.family}"
+    find_tool("yosys", env)
+    find_tool(nextpnr, env)
+    netlist = _netlist(spec_or_core, target, build_dir, env, progress)
+    build_dir = netlist["build_dir"]
+    progress(f"nextpnr: packing for {target.description}...")
+    run_tool(nextpnr, [f"--{target.device}", "--package", target.package, "--json",
+                       "top.json", "--pack-only", "--report", "pack.json", "-l", "pack.log",
+                       "-q"], cwd=build_dir, log_path=os.path.join(build_dir, "pack.out"),
+             env=env)
+    _, used, _ = parse_nextpnr_report(os.path.join(build_dir, "pack.json"), target.family)
+    return used["logic_cells"], target.luts
+
+
+def _netlist(spec_or_core, target, build_dir, env, progress):
+    """Export ``spec_or_core`` in the IO ring and map it with Yosys into ``build_dir``/top.json;
+    the netlist's figures by name."""
     core = spec_or_core
     if not hasattr(core, "i"):      # a spec: build its core (Conv2d or Conv1d) as export does
         core = _core(fit_to_target(spec_or_core, target))
@@ -147,7 +208,6 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     if build_dir is None:
         build_dir = tempfile.mkdtemp(prefix=f"convhw-{target.name}-")
     os.makedirs(build_dir, exist_ok=True)
-    start = time.monotonic()
 
     progress("export: elaborating the core to RTLIL...")
     top = ShiftRegisterIO(AxiStreamTop(core))
@@ -156,10 +216,10 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
     io_ring_ffs = top.ring_bits
 
     progress(f"yosys: synthesizing for {target.description}...")
-    logs = {"yosys": os.path.join(build_dir, "yosys.log"),
-            "nextpnr": os.path.join(build_dir, "nextpnr.log")}
     purge = target.family == "ecp5" and _has_dsp_products(spec)
-    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", yosys_script(target, purge=purge)],
+    min_ce_use = CHAIN_MIN_CE_USE if hasattr(spec, "specs") else None
+    run_tool("yosys", ["-q", "-l", "yosys.log", "-p", yosys_script(target, purge=purge,
+                                                                   min_ce_use=min_ce_use)],
              cwd=build_dir,
              log_path=os.path.join(build_dir, "yosys.out"), env=env)
     luts, ffs, cells, line_buffer_brams = parse_yosys_stat(
@@ -177,21 +237,6 @@ def synthesize(spec_or_core, target="ice40-up5k", *, freq=None, seed=1, build_di
         pass_outs = end_carry_chains_in_luts(os.path.join(build_dir, "top.json"))
         luts += pass_outs
         cells["SB_LUT4"] = cells.get("SB_LUT4", 0) + pass_outs
-
-    target_freq = DEFAULT_FREQ_MHZ[target.family] if freq is None else freq
-    progress(f"nextpnr: placing and routing at {target_freq:g} MHz (seed {seed})...")
-    run_tool(nextpnr, _nextpnr_args(target, freq=target_freq, seed=seed), cwd=build_dir,
-             log_path=os.path.join(build_dir, "nextpnr.out"), env=env)
-    fmax, used, critical_path = parse_nextpnr_report(
-        os.path.join(build_dir, "report.json"), target.family)
-
-    return SynthReport(
-        target=target.name, fmax_mhz=round(fmax, 2), luts=luts, ffs=ffs,
-        brams=used["brams"], dsps=used["dsps"],
-        freq_mhz=freq, freq_met=None if freq is None else fmax >= freq,
-        logic_cells=used["logic_cells"], line_buffer_brams=line_buffer_brams,
-        io_ring_ffs=io_ring_ffs, ram_output_registers=ram_output_registers,
-        device=target.description,
-        max_dsps=getattr(spec, "max_dsps", None), seed=seed,
-        seconds=round(time.monotonic() - start, 2), cells=cells, critical_path=critical_path,
-        build_dir=build_dir, logs=logs)
+    return dict(build_dir=build_dir, spec=spec, luts=luts, ffs=ffs, cells=cells,
+                line_buffer_brams=line_buffer_brams, io_ring_ffs=io_ring_ffs,
+                ram_output_registers=ram_output_registers)
