@@ -129,10 +129,11 @@ class _Engine(wiring.Component):
         byte_in = rx_fifo.r_data
 
         m.submodules.core = core = Chain(spec) if isinstance(spec, ChainSpec) else Conv2d(spec)
-        m.submodules.header_crc = header_crc = _crc16()
-        m.submodules.in_crc = in_crc = _crc16()
+        # One CRC of the received bytes: the header's (HEADER), then restarted for the pixels'
+        # (ACCEPT, FRAME); the states never overlap.
+        m.submodules.rx_crc = rx_crc = _crc16()
         m.submodules.out_crc = out_crc = _crc16()
-        m.d.comb += [header_crc.data.eq(byte_in), in_crc.data.eq(byte_in),
+        m.d.comb += [rx_crc.data.eq(byte_in),
                      out_crc.data.eq(utx.i.payload)]
 
         header_index = Signal(range(body_len + 2))
@@ -147,7 +148,7 @@ class _Engine(wiring.Component):
             "accept": Cat(C(protocol.ACCEPT, 8), C(self._fifo_depth // in_bytes, 32),
                           C(timeout_us, 32)),
             "result": result,
-            "trailer": Cat(code, in_crc.crc, out_crc.crc),
+            "trailer": Cat(code, rx_crc.crc, out_crc.crc),
         })
         m.d.comb += self.byte_event.eq(urx.o.valid | sender.sent)
 
@@ -206,8 +207,8 @@ class _Engine(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += rx_fifo.r_en.eq(1)
                 take = rx_fifo.r_rdy
-                m.d.comb += [header_crc.start.eq(header_index == 0),
-                             header_crc.valid.eq(take & (header_index < body_len))]
+                m.d.comb += [rx_crc.start.eq(header_index == 0),
+                             rx_crc.valid.eq(take & (header_index < body_len))]
                 with m.If(take):
                     m.d.sync += header_index.eq(header_index + 1)
                     with m.If(header_index < len(prefix)):
@@ -219,10 +220,10 @@ class _Engine(wiring.Component):
                     with m.Elif(header_index < body_len):
                         coefficient_byte()
                     with m.Elif(header_index == body_len):
-                        with m.If(byte_in != header_crc.crc[:8]):
+                        with m.If(byte_in != rx_crc.crc[:8]):
                             reject(Status.BAD_CRC)
                     with m.Else():
-                        with m.If(byte_in != header_crc.crc[8:]):
+                        with m.If(byte_in != rx_crc.crc[8:]):
                             reject(Status.BAD_CRC)
                         with m.Else():
                             sender.load(m, "accept", protocol.ACCEPT_LEN)
@@ -243,7 +244,7 @@ class _Engine(wiring.Component):
                     m.next = "HEADER"
 
             with m.State("ACCEPT"):
-                m.d.comb += [restart_timer.eq(1), in_crc.start.eq(1), out_crc.start.eq(1)]
+                m.d.comb += [restart_timer.eq(1), rx_crc.start.eq(1), out_crc.start.eq(1)]
                 m.d.sync += [header_index.eq(0), code.eq(Status.OK), fill.eq(0),
                              pixel_count.eq(0), result_count.eq(0), byte_in_pixel.eq(0)]
                 with m.If(sender.idle):
@@ -262,7 +263,7 @@ class _Engine(wiring.Component):
                         core.i.valid.eq(feeding & rx_fifo.r_rdy & last_byte),
                         core.i.payload.data.eq(assembled[:protocol.pixel_bits(spec)]),
                         rx_fifo.r_en.eq(feeding & (~last_byte | core.i.ready)),
-                        in_crc.valid.eq(rx_fifo.r_en & rx_fifo.r_rdy),
+                        rx_crc.valid.eq(rx_fifo.r_en & rx_fifo.r_rdy),
                     ]
                     with m.If(rx_fifo.r_en & rx_fifo.r_rdy):
                         m.d.sync += [pixel_bytes.eq(assembled),
