@@ -10,8 +10,9 @@ their next values, and the decision is a single 4-input function.
 
 The next mode depends on the decision (an issue moves the scheduler and may take a credit), so
 it is computed for each outcome, issue, early start of frame or wait, from registers and the
-output queue's late ``pop`` only, and the decision selects one last: the issue logic is then
-two LUT levels deep in its own loop, not five (the UP5K critical path of folded layers).
+output queue's late ``pop`` only, and the decision selects one last: the loop from the mode
+back to itself no longer runs through the scheduler and the credit logic (the UP5K critical
+path of the digits chain, five LUTs deep).
 """
 
 from amaranth import *

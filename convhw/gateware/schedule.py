@@ -86,11 +86,10 @@ class Scheduler(wiring.Component):
         the completed output's).
     next_column : Out
         ``column`` of the following position.
-    next_needs_input, next_at_start : Out(1)
-        ``needs_input`` and ``at_start`` of the next cycle (given ``advance`` and ``truncate``),
-        for callers that keep their own registered copy of the issue conditions.
     advance_needs_input, advance_at_start : Out(1)
-        The same after an ``advance`` (registers only: for callers that select last).
+        ``needs_input`` and ``at_start`` of the next cycle if this one advances (registers
+        only), for callers that keep their own copy of the issue conditions (a truncate
+        clears ``needs_input``, a wait keeps both).
     """
 
     def __init__(self, spec):
@@ -118,7 +117,6 @@ class Scheduler(wiring.Component):
             "row_mask": Out(kh), "col_mask": Out(kw * lanes),
             "next_column": Out(range(spec.beat_width)),
             **partial,
-            "next_needs_input": Out(1), "next_at_start": Out(1),
             "advance_needs_input": Out(1), "advance_at_start": Out(1),
             **selects,
         })
@@ -422,9 +420,5 @@ class Scheduler(wiring.Component):
             self.next_column.eq(ahead["vx"]),
             self.advance_needs_input.eq(ahead_info["needs_input"]),
             self.advance_at_start.eq(ahead_starts_frame),
-            self.next_needs_input.eq(Mux(self.advance, self.advance_needs_input,
-                                         registers["needs_input"] & ~self.truncate)),
-            self.next_at_start.eq(Mux(self.advance, self.advance_at_start,
-                                      registers["at_start"])),
         ]
         return m
