@@ -66,7 +66,9 @@ class Scheduler(wiring.Component):
         Issue the current position; finish the frame without further input.
     moves : In(1)
         ``advance | truncate``, given as one signal: the clock enable of the registers a
-        truncate moves too (those only an advance moves take ``advance``).
+        truncate moves too (those only an advance moves take ``advance``; the registers read
+        a truncate as ``moves & ~advance``, and ``truncate`` is what the formal schedule graph
+        drives).
     needs_input, at_start, in_columns, column : Out
         The position consumes a pixel; it is the frame's first; it lies in a line-buffer column;
         that column.
