@@ -67,9 +67,18 @@ def test_pixels_needed_composes_layers():
     assert protocol.pixels_needed(chain)[0] == 15
 
 
-def test_digits_through_the_simulated_board(network, digits):
+@pytest.mark.parametrize("build", ["fastest", "icebreaker"])
+def test_digits_through_the_simulated_board(network, digits, build):
+    """The chain at 8 multipliers, and the iCEBreaker build's (every layer 1x1, no link
+    registers)."""
     images, labels = digits
-    chain = network.chain(balance_network(network, max_multipliers=8).foldings)
+    if build == "fastest":
+        chain = network.chain(balance_network(network, max_multipliers=8).foldings)
+    else:
+        from convhw.board.defaults import board_model_from_args
+        args = argparse.Namespace(model=DIGITS, max_multipliers=None, folding=None, baud=None)
+        chain = board_model_from_args(args, build)[2]
+        assert chain.multipliers == 3 and not any(chain.registered_links)
     dut = UARTAccelerator(chain, clk_freq=CLK, baud=BAUD, timeout=TIMEOUT)
     port = SimulatedSerial(dut, clk_freq=CLK, baud=BAUD, timeout=0.05)
     client = BoardClient(port, network.chain(), timeout=TIMEOUT)
@@ -171,3 +180,36 @@ def test_build_model_options_fail_before_any_tool(tmp_path, capsys):
                                    "README.md"]) == 2
     assert "--model: README.md is not an ONNX model" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def _yosys_steps(plan):
+    return [line.strip() for line in plan.files["convhw_board.ys"].splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_board_plans_synthesize_as_convhw_synth():
+    """Amaranth's build script gets ``convhw synth``'s steps: memories marked ``no_rw_check``
+    without collision logic (between the coarse steps and RAM mapping) and, for a chain on
+    the iCE40, small clock enables in LUTs (the iCEBreaker digits build: 4,676 packed cells
+    without them, 4,128 with them and the block RAM result queues)."""
+    pytest.importorskip("amaranth_boards")
+    from boards.icebreaker import ICEBREAKER
+    from boards.ulx3s import ULX3S
+    from convhw.board.build import build_plan
+    from convhw.board.defaults import board_model_from_args
+    from convhw.spec import ConvSpec
+    from convhw.toolchain.synth import DONT_CARE_COLLISIONS
+
+    args = argparse.Namespace(model=DIGITS, max_multipliers=None, folding=None, baud=None)
+    chain = board_model_from_args(args, "icebreaker")[2]
+    synth = "synth_ice40 -dsp -dffe_min_ce_use 8"
+    assert _yosys_steps(build_plan(ICEBREAKER, chain)[2]) == [
+        "read_rtlil convhw_board.il",
+        f"{synth} -run begin:map_ram -top convhw_board",
+        DONT_CARE_COLLISIONS,
+        f"{synth} -top convhw_board -run map_ram:",
+        "write_json convhw_board.json"]
+    filter_spec = ConvSpec(width=64, height=8, kernel=[[1, 0, -1]] * 3)
+    steps = _yosys_steps(build_plan(ULX3S, filter_spec)[2])
+    assert steps[1:4] == ["synth_ecp5 -run begin:map_ram -top convhw_board",
+                          DONT_CARE_COLLISIONS, "synth_ecp5 -top convhw_board -run map_ram:"]

@@ -22,7 +22,7 @@ from .accelerator import DEFAULT_TIMEOUT, check_parameters
 from .defaults import add_board_model_arguments, add_board_spec_arguments, board_spec_from_args
 from .top import BoardInfo, BoardTop
 
-__all__ = ["BuildError", "BuildResult", "build_board", "program_board", "main"]
+__all__ = ["BuildError", "BuildResult", "build_plan", "build_board", "program_board", "main"]
 
 NAME = "convhw_board"
 
@@ -87,6 +87,40 @@ def _read_report(path, clock_mhz):
     return fmax, utilization
 
 
+def _synthesis_options(platform, spec, options):
+    """``options`` with ``synth_opts`` and ``script_after_synth`` that make Amaranth's script
+    synthesize as ``convhw synth`` does (:func:`~convhw.toolchain.synth.yosys_script`): no
+    collision logic around memories marked ``no_rw_check`` (the digits network's line buffer
+    and result queues: 532 iCEBreaker cells), and for a chain on an iCE40 the small clock
+    enables in LUTs."""
+    from ..toolchain.synth import CHAIN_MIN_CE_USE, DONT_CARE_COLLISIONS
+    synth_opts = options.get("synth_opts", "")
+    family = platform.family.lower()
+    if family == "ice40" and hasattr(spec, "specs"):
+        synth_opts += f" -dffe_min_ce_use {CHAIN_MIN_CE_USE}"
+    synth = " ".join(filter(None, [f"synth_{family}", synth_opts.strip(), f"-top {NAME}"]))
+    return {**options, "synth_opts": f"{synth_opts} -run begin:map_ram".strip(),
+            "script_after_synth": f"{DONT_CARE_COLLISIONS}\n{synth} -run map_ram:"}
+
+
+def build_plan(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=None, seed=1):
+    """``(platform, spec, plan)``: Amaranth's build plan for ``spec`` on ``board`` (checked and
+    fitted to the board, :meth:`BoardInfo.fit`), with convhw's synthesis options; nothing run."""
+    if not isinstance(board, BoardInfo):
+        raise TypeError(f"'board' must be a BoardInfo, not {board!r}")
+    platform = board.platform()
+    spec = board.fit(spec)
+    baud = board.baud if baud is None else baud
+    fifo_depth = board.fifo_for(spec) if fifo_depth is None else fifo_depth
+    check_parameters(spec, clk_freq=platform.default_clk_frequency, baud=baud, timeout=timeout,
+                     fifo_depth=fifo_depth)
+    top = BoardTop(board, spec, baud=baud, timeout=timeout, fifo_depth=fifo_depth)
+    options = _synthesis_options(platform, spec, dict(board.build_options))
+    options["nextpnr_opts"] = (f"{options.get('nextpnr_opts', '')} --report {NAME}.report.json "
+                               f"--timing-allow-fail --seed {seed}").strip()
+    return platform, spec, platform.build(top, name=NAME, do_build=False, **options)
+
+
 def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=None,
                 build_dir="build", seed=1):
     """Build the bitstream for ``spec`` on ``board``; return a :class:`BuildResult`.
@@ -101,22 +135,11 @@ def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=N
         A tool failed (with the end of its log; a design that does not fit fails in nextpnr), or
         the bitstream is missing.
     """
-    if not isinstance(board, BoardInfo):
-        raise TypeError(f"'board' must be a BoardInfo, not {board!r}")
-    platform = board.platform()
+    platform, spec, plan = build_plan(board, spec, baud=baud, timeout=timeout,
+                                      fifo_depth=fifo_depth, seed=seed)
     clock_mhz = platform.default_clk_frequency / 1e6
-    spec = board.fit(spec)
-    baud = board.baud if baud is None else baud
-    fifo_depth = board.fifo_for(spec) if fifo_depth is None else fifo_depth
-    check_parameters(spec, clk_freq=platform.default_clk_frequency, baud=baud, timeout=timeout,
-                     fifo_depth=fifo_depth)
     env = _tool_environment(platform)
-    top = BoardTop(board, spec, baud=baud, timeout=timeout, fifo_depth=fifo_depth)
     started = time.monotonic()
-    options = dict(board.build_options)
-    options["nextpnr_opts"] = (f"{options.get('nextpnr_opts', '')} --report {NAME}.report.json "
-                               f"--timing-allow-fail --seed {seed}").strip()
-    plan = platform.build(top, name=NAME, build_dir=build_dir, do_build=False, **options)
     root = plan.extract(build_dir)
     log_path = os.path.join(root, "build.log")
     with open(log_path, "w") as log:

@@ -59,6 +59,10 @@ def _has_dsp_products(spec):
 #: iCE40 chains: clock enables of fewer flip-flops than this become multiplexers in LUTs.
 CHAIN_MIN_CE_USE = 8
 
+#: Between the coarse steps and RAM mapping: memories marked ``no_rw_check`` get their read/write
+#: collisions declared don't-care (see :func:`yosys_script`).
+DONT_CARE_COLLISIONS = "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i"
+
 
 def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
                  stat_path="stat.json", purge=False, min_ce_use=None):
@@ -97,7 +101,7 @@ def yosys_script(target, *, rtlil_path="top.il", netlist_path="top.json",
     return "; ".join([
         f"read_rtlil {rtlil_path}",
         f"{synth} -run begin:map_ram",
-        "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i",
+        DONT_CARE_COLLISIONS,
         *mapping,
         f"tee -q -o {stat_path} stat -json",
     ])
