@@ -5,6 +5,7 @@ import random
 
 import pytest
 from amaranth import *
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from convhw.gateware.core_io import OutputQueue
@@ -57,13 +58,14 @@ def test_sparse_delay_matches_shift_register(cycles, spacing, counts):
     assert (getattr(dut.lines[1][0], "name", None) == "sparse_valid") == counts
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3])
-def test_small_output_queue_random_valid_ready(depth):
+@pytest.mark.parametrize("depth, bits", [(1, 6), (2, 6), (3, 6), (1, 70), (2, 70)])
+def test_small_output_queue_random_valid_ready(depth, bits):
     """Credits issued and results written after a random latency, popped under random ready:
     in order, each two cycles after its write at the soonest, never lost; the register form
-    holds ``depth`` results with the output register."""
+    holds ``depth`` results with the output register, and so does the block RAM form of wide
+    results (70 bits)."""
     rng = random.Random(depth)
-    dut = OutputQueue(bits=6, depth=depth)
+    dut = OutputQueue(bits=bits, depth=depth)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     popped = []
@@ -98,3 +100,4 @@ def test_small_output_queue_random_valid_ready(depth):
     sim.run()
     assert len(popped) > 300
     assert popped == [n % 64 - 32 for n in range(len(popped))]
+    assert ("ram_style" in rtlil.convert(dut)) == (bits == 70)

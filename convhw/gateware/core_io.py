@@ -74,7 +74,7 @@ class OutputQueue(wiring.Component):
         width = len(self.w_data.as_value())
         valid = Signal()
         data = self._formal_write_data(m, platform)
-        if self._depth <= 2:
+        if self._depth <= 2 and not self._block_ram(width, 2):
             stored, fetch, payload, state = self._register_stage(m, data, valid)
         else:
             stored, fetch, payload, state = self._memory_stage(m, data, valid, width)
@@ -102,6 +102,9 @@ class OutputQueue(wiring.Component):
             self._add_formal_checks(m, platform, stored=stored, valid=valid, owed=owed,
                                     can_start=can_start, fetch=fetch, pop=pop, **state)
         return m
+
+    def _block_ram(self, width, rows):
+        return width >= self.BLOCK_RAM_WIDTH and rows * width >= self.BLOCK_RAM_BITS
 
     def _register_stage(self, m, data, valid):
         """Depth 1 or 2: one register of ``w_data`` before the output register, which is the
@@ -131,7 +134,7 @@ class OutputQueue(wiring.Component):
         # would build it from flip-flops: the digits' conv1 queue of 4 results of 4 channels,
         # 200 flip-flops and their read multiplexers, 210 UP5K cells, for 3 of 30 block RAMs.
         attrs = {"no_rw_check": 1}
-        if width >= self.BLOCK_RAM_WIDTH and rows * width >= self.BLOCK_RAM_BITS:
+        if self._block_ram(width, rows):
             attrs["ram_style"] = "block"
         m.submodules.storage = storage = memory.Memory(
             shape=width, depth=rows, init=[], attrs=attrs)
