@@ -44,6 +44,9 @@ class ChainSpec:
         Layer specs (``is_layer``: frames ``(C, H, W)``) with compile-time weights, in order.
     names : sequence of str, optional
         A name per layer (for reports).
+    link_registers : bool
+        Whether links may get a register stage (:attr:`registered_links`); a design clocked
+        far below the chain's Fmax (a board's 12 or 25 MHz) saves their flip-flops.
 
     Raises
     ------
@@ -59,7 +62,7 @@ class ChainSpec:
     taps = 0
     coeff_bits = 1
 
-    def __init__(self, specs, names=None):
+    def __init__(self, specs, names=None, *, link_registers=True):
         try:
             specs = tuple(specs)
         except TypeError:
@@ -92,6 +95,7 @@ class ChainSpec:
             raise ValueError(f"'names' must give one name per layer ({len(specs)}), "
                              f"not {len(names)}")
         self._specs, self._names = specs, names
+        self._link_registers = bool(link_registers)
 
     # --- the layers -------------------------------------------------------------------------
 
@@ -157,8 +161,9 @@ class ChainSpec:
         one core's issue decision into the other's queue (the handshake was the UP5K critical
         path of the digits chain). It passes a beat every other cycle, so it carries only
         links with at most half as many beats per frame as the bottleneck's cycles: the
-        pipeline keeps its rate."""
-        return tuple(2 * spec.out_shape[0] * spec.out_beats <= self.cycles_per_frame
+        pipeline keeps its rate. All false without ``link_registers``."""
+        return tuple(self._link_registers
+                     and 2 * spec.out_shape[0] * spec.out_beats <= self.cycles_per_frame
                      for spec in self._specs[:-1])
 
     @property
@@ -175,10 +180,10 @@ class ChainSpec:
         """A new chain with layer ``index``'s spec changed (``ConvSpec.replace``)."""
         specs = list(self._specs)
         specs[index] = specs[index].replace(**changes)
-        return ChainSpec(specs, self._names)
+        return ChainSpec(specs, self._names, link_registers=self._link_registers)
 
     def _key(self):
-        return tuple(spec._key() for spec in self._specs)
+        return tuple(spec._key() for spec in self._specs) + (self._link_registers,)
 
     def __eq__(self, other):
         return isinstance(other, ChainSpec) and self._key() == other._key()

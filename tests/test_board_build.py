@@ -2,7 +2,8 @@
 
 Each build runs Yosys and nextpnr (YoWASP) once, on the boards' default spec (runtime 3x3
 coefficients, "same" padding, 128x128 frames), and once more for the iCEBreaker on a folded
-runtime-weight layer, and checks that the design fits and meets timing at the board clock.
+runtime-weight layer and on the digits network, and checks that the design fits and meets
+timing at the board clock.
 """
 
 import json
@@ -114,3 +115,20 @@ def test_folded_runtime_layer_bitstream_for_the_icebreaker(tmp_path, capsys):
     nextpnr = report(build_dir)
     assert nextpnr["utilization"]["ICESTORM_DSP"]["used"] == 3
     assert all(clock["achieved"] >= 12.0 for clock in nextpnr["fmax"].values())
+
+
+def test_digits_network_bitstream_for_the_icebreaker(tmp_path, capsys):
+    """The digits classifier behind the iCEBreaker's UART: every layer 1x1 for the line rate,
+    packed into at most 80% of the UP5K's cells (nextpnr does not place much more), and timing
+    met at 12 MHz."""
+    pytest.importorskip("onnx")
+    build_dir = str(tmp_path / "digits")
+    assert main(ICEBREAKER, ["build", "--build-dir", build_dir,
+                             "--model", "sim/models/digits.onnx"]) == 0
+    printed = capsys.readouterr().out
+    assert "folding conv1 1x1, conv2 1x1, dense 1x1 (3 multipliers)" in printed
+    assert "board clock: met" in printed
+    assert os.path.getsize(os.path.join(build_dir, f"{NAME}.bin")) > 10_000
+    cells = report(build_dir)["utilization"]["ICESTORM_LC"]
+    assert cells["used"] <= 0.8 * cells["available"]
+    assert report(build_dir)["utilization"]["ICESTORM_DSP"]["used"] == 3

@@ -184,7 +184,7 @@ def test_harness_takes_a_chain_spec():
     _check(simulate(chain, frames, out_stall=0.3), chain, frames)
 
 
-def _two_convs(folding):
+def _two_convs(folding, link_registers=True):
     """conv 1->2 3x3 (``folding`` = (pe, simd), or None) -> conv 2->2 1x1, 6x5 frames."""
     rng = np.random.default_rng(3)
     first = ConvSpec(width=6, height=5, weights=rng.integers(-7, 8, size=(2, 1, 3, 3)),
@@ -193,13 +193,15 @@ def _two_convs(folding):
     bits, signed = _input_format(first.out_range)
     second = ConvSpec(width=6, height=5, weights=rng.integers(-7, 8, size=(2, 2, 1, 1)),
                       in_bits=bits, in_signed=signed, scale=1, shift=2, clamp=(-30, 30))
-    return ChainSpec([first, second])
+    return ChainSpec([first, second], link_registers=link_registers)
 
 
-@pytest.mark.parametrize("folding, registered", [(None, False), ((1, 1), True)])
-def test_links_register_where_the_rate_allows(folding, registered):
-    chain = _two_convs(folding)
+@pytest.mark.parametrize("folding, link_registers, registered",
+                         [(None, True, False), ((1, 1), True, True), ((1, 1), False, False)])
+def test_links_register_where_the_rate_allows(folding, link_registers, registered):
+    chain = _two_convs(folding, link_registers=link_registers)
     assert chain.registered_links == (registered,)
+    assert (chain == _two_convs(folding)) == link_registers
     assert chain.latency == sum(spec.latency for spec in chain) + registered
     frames = _frames(chain, 3, 5)
     result = simulate(Chain(chain), frames, in_stall=0.5, out_stall=0.5, seed=2)
