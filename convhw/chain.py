@@ -47,6 +47,10 @@ class ChainSpec:
     link_registers : bool
         Whether links may get a register stage (:attr:`registered_links`); a design clocked
         far below the chain's Fmax (a board's 12 or 25 MHz) saves their flip-flops.
+    small_queues_in_block_ram : bool
+        Output queues of one or two wide results in block RAM rather than registers
+        (:class:`~convhw.gateware.core_io.OutputQueue`): for a design whose logic cells are
+        scarce and whose clock is slow (a block RAM's output is slow).
 
     Raises
     ------
@@ -62,7 +66,8 @@ class ChainSpec:
     taps = 0
     coeff_bits = 1
 
-    def __init__(self, specs, names=None, *, link_registers=True):
+    def __init__(self, specs, names=None, *, link_registers=True,
+                 small_queues_in_block_ram=False):
         try:
             specs = tuple(specs)
         except TypeError:
@@ -96,11 +101,13 @@ class ChainSpec:
                              f"not {len(names)}")
         self._specs, self._names = specs, names
         self._link_registers = bool(link_registers)
+        self._small_queues_in_block_ram = bool(small_queues_in_block_ram)
 
     # --- the layers -------------------------------------------------------------------------
 
     specs = property(lambda self: self._specs, doc="The layer specs, in order.")
     names = property(lambda self: self._names)
+    small_queues_in_block_ram = property(lambda self: self._small_queues_in_block_ram)
 
     def __len__(self):
         return len(self._specs)
@@ -180,10 +187,12 @@ class ChainSpec:
         """A new chain with layer ``index``'s spec changed (``ConvSpec.replace``)."""
         specs = list(self._specs)
         specs[index] = specs[index].replace(**changes)
-        return ChainSpec(specs, self._names, link_registers=self._link_registers)
+        return ChainSpec(specs, self._names, link_registers=self._link_registers,
+                         small_queues_in_block_ram=self._small_queues_in_block_ram)
 
     def _key(self):
-        return tuple(spec._key() for spec in self._specs) + (self._link_registers,)
+        return tuple(spec._key() for spec in self._specs) + (
+            self._link_registers, self._small_queues_in_block_ram)
 
     def __eq__(self, other):
         return isinstance(other, ChainSpec) and self._key() == other._key()

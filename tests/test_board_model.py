@@ -70,7 +70,7 @@ def test_pixels_needed_composes_layers():
 @pytest.mark.parametrize("build", ["fastest", "icebreaker"])
 def test_digits_through_the_simulated_board(network, digits, build):
     """The chain at 8 multipliers, and the iCEBreaker build's (every layer 1x1, no link
-    registers)."""
+    registers, small output queues in block RAM)."""
     images, labels = digits
     if build == "fastest":
         chain = network.chain(balance_network(network, max_multipliers=8).foldings)
@@ -79,6 +79,7 @@ def test_digits_through_the_simulated_board(network, digits, build):
         args = argparse.Namespace(model=DIGITS, max_multipliers=None, folding=None, baud=None)
         chain = board_model_from_args(args, build)[2]
         assert chain.multipliers == 3 and not any(chain.registered_links)
+        assert chain.small_queues_in_block_ram
     dut = UARTAccelerator(chain, clk_freq=CLK, baud=BAUD, timeout=TIMEOUT)
     port = SimulatedSerial(dut, clk_freq=CLK, baud=BAUD, timeout=0.05)
     client = BoardClient(port, network.chain(), timeout=TIMEOUT)
@@ -191,7 +192,7 @@ def test_board_plans_synthesize_as_convhw_synth():
     """Amaranth's build script gets ``convhw synth``'s steps: memories marked ``no_rw_check``
     without collision logic (between the coarse steps and RAM mapping) and, for a chain on
     the iCE40, small clock enables in LUTs (the iCEBreaker digits build: 4,676 packed cells
-    without them, 4,128 with them and the block RAM result queues)."""
+    without them, 4,552 with them)."""
     pytest.importorskip("amaranth_boards")
     from boards.icebreaker import ICEBREAKER
     from boards.ulx3s import ULX3S

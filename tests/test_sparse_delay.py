@@ -58,14 +58,15 @@ def test_sparse_delay_matches_shift_register(cycles, spacing, counts):
     assert (getattr(dut.lines[1][0], "name", None) == "sparse_valid") == counts
 
 
-@pytest.mark.parametrize("depth, bits", [(1, 6), (2, 6), (3, 6), (1, 70), (2, 70)])
-def test_small_output_queue_random_valid_ready(depth, bits):
+@pytest.mark.parametrize("depth, bits, in_block_ram", [
+    (1, 6, False), (2, 6, False), (3, 6, False), (2, 70, False), (1, 70, True), (2, 70, True)])
+def test_small_output_queue_random_valid_ready(depth, bits, in_block_ram):
     """Credits issued and results written after a random latency, popped under random ready:
     in order, each two cycles after its write at the soonest, never lost; the register form
     holds ``depth`` results with the output register, and so does the block RAM form of wide
-    results (70 bits)."""
+    results (70 bits, ``small_in_block_ram``)."""
     rng = random.Random(depth)
-    dut = OutputQueue(bits=bits, depth=depth)
+    dut = OutputQueue(bits=bits, depth=depth, small_in_block_ram=in_block_ram)
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     popped = []
@@ -100,4 +101,4 @@ def test_small_output_queue_random_valid_ready(depth, bits):
     sim.run()
     assert len(popped) > 300
     assert popped == [n % 64 - 32 for n in range(len(popped))]
-    assert ("ram_style" in rtlil.convert(dut)) == (bits == 70)
+    assert ("ram_style" in rtlil.convert(dut)) == in_block_ram

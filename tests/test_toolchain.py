@@ -416,3 +416,24 @@ def test_fold_to_place_folds_until_the_logic_places(monkeypatch, cells_per_multi
     packed.clear()
     assert fold_to_place(network, balance_network(network, max_multipliers=28),
                          "ecp5-25k")[1] is None and packed == []
+
+
+
+@pytest.mark.parametrize("in_block_ram", [False, True])
+def test_small_result_queues_in_block_ram(tmp_path, in_block_ram):
+    """A queue of two 70-bit results: registers, or block RAM when asked (on the iCE40)."""
+    _need("yosys")
+    from amaranth.back import rtlil
+
+    from convhw.gateware.core_io import OutputQueue
+    from convhw.toolchain.synth import yosys_script
+    from convhw.toolchain.tools import run_tool
+
+    queue = OutputQueue(bits=70, depth=2, small_in_block_ram=in_block_ram)
+    (tmp_path / "top.il").write_text(rtlil.convert(queue, name="top"))
+    run_tool("yosys", ["-q", "-p", yosys_script("ice40-up5k")], cwd=tmp_path,
+             log_path=tmp_path / "yosys.log")
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert (cells.get("SB_RAM40_4K", 0) > 0) == in_block_ram
+    flip_flops = sum(n for name, n in cells.items() if name.startswith("SB_DFF"))
+    assert flip_flops < 70 if in_block_ram else flip_flops >= 140

@@ -105,8 +105,9 @@ def board_model_from_args(args, board, dsps=None):
     Without ``--max-multipliers`` the network is folded for the fewest multipliers that still
     keep up with the UART (:func:`line_cycles` at ``--baud``), within ``dsps`` (default:
     :data:`BOARD_DSPS`): a faster pipeline would wait for the line in logic cells it costs.
-    The links between layers get no register stages: a board's clock (12 or 25 MHz) is far
-    below the chain's Fmax, and the iCEBreaker cannot spare their cells.
+    The links between layers get no register stages and small output queues of wide results
+    go into block RAM: a board's clock (12 or 25 MHz) is far below the chain's Fmax, and the
+    iCEBreaker cannot spare the cells.
     """
     for name, default in _SPEC_OPTIONS:
         if getattr(args, name, default) != default:
@@ -121,7 +122,8 @@ def board_model_from_args(args, board, dsps=None):
                                 default_source=f"the DSP blocks of the {board}",
                                 max_cycles=max_cycles)
     try:
-        chain = network.chain(folding.foldings, link_registers=False)
+        chain = network.chain(folding.foldings, link_registers=False,
+                              small_queues_in_block_ram=True)
     except (TypeError, ValueError) as error:
         raise CliError(f"--model: {error}") from None
     return network, folding, chain

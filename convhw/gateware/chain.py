@@ -49,7 +49,8 @@ class Chain(wiring.Component):
         m = Module()
         # Built here, not in __init__: a compiled model found in the cache runs the chain
         # without elaborating it, and cores made up front would then be reported unused.
-        cores = [Conv2d(layer) for layer in self._spec.specs]
+        cores = [Conv2d(layer, small_queue_in_block_ram=self._spec.small_queues_in_block_ram)
+                 for layer in self._spec.specs]
         for index, (core, name) in enumerate(zip(cores, self._spec.names)):
             m.submodules[f"l{index}_{name}"] = core
         first, last = cores[0], cores[-1]

@@ -54,13 +54,19 @@ class OutputQueue(wiring.Component):
     w_en : In(1), w_data : In(pixel_layout(bits, True))
         A result leaving the pipeline.
     o : Out(stream.Signature(pixel_layout(bits, True)))
+
+    A queue of 1 or 2 results is two registers, or with ``small_in_block_ram`` a block RAM
+    when its results are wide (:attr:`BLOCK_RAM_WIDTH`): where logic cells are scarce (the
+    iCEBreaker's digits network: conv2's and dense's queues, 340 flip-flops). Not by default:
+    a block RAM's output is slow (ECP5: 5.6 ns; the digits network at 122 MHz, not 151).
     """
 
     #: Queues of results of at least this many bits, and this many bits in all, are block RAM.
     BLOCK_RAM_WIDTH, BLOCK_RAM_BITS = 32, 128
 
-    def __init__(self, *, bits, depth):
+    def __init__(self, *, bits, depth, small_in_block_ram=False):
         self._depth = depth
+        self._small_in_block_ram = small_in_block_ram
         layout = pixel_layout(bits, True)
         super().__init__({
             "start": In(1), "can_start": Out(1), "next_can_start": Out(1),
@@ -74,7 +80,7 @@ class OutputQueue(wiring.Component):
         width = len(self.w_data.as_value())
         valid = Signal()
         data = self._formal_write_data(m, platform)
-        if self._depth <= 2 and not self._block_ram(width, 2):
+        if self._depth <= 2 and not (self._small_in_block_ram and self._block_ram(width, 2)):
             stored, fetch, payload, state = self._register_stage(m, data, valid)
         else:
             stored, fetch, payload, state = self._memory_stage(m, data, valid, width)
@@ -223,10 +229,11 @@ class StreamingCore(wiring.Component):
 
     spec_type = None
 
-    def __init__(self, spec):
+    def __init__(self, spec, *, small_queue_in_block_ram=False):
         if not isinstance(spec, self.spec_type):
             raise TypeError(f"'spec' must be a {self.spec_type.__name__}, not {spec!r}")
         self._spec = spec
+        self._small_queue_in_block_ram = small_queue_in_block_ram
         super().__init__(core_signature(spec))
 
     @property
@@ -238,7 +245,8 @@ class StreamingCore(wiring.Component):
         spec = self._spec
         bits = len(Value.cast(self.o.payload.data))
         depth = getattr(spec, "output_queue_depth", spec.latency + 1)
-        m.submodules.output = output = OutputQueue(bits=bits, depth=depth)
+        m.submodules.output = output = OutputQueue(
+            bits=bits, depth=depth, small_in_block_ram=self._small_queue_in_block_ram)
         # The queue's payload is flat; ``o`` may carry an array of channels in the same bits.
         m.d.comb += [
             self.o.payload.eq(output.o.payload.as_value()),

@@ -365,7 +365,7 @@ class Network:
         """The :class:`~convhw.spec.ConvSpec` of every conv and dense layer, in order."""
         return [layer.spec(**folding) for layer in self.layers if isinstance(layer, ConvLayer)]
 
-    def chain(self, foldings=None, *, link_registers=True):
+    def chain(self, foldings=None, *, link_registers=True, small_queues_in_block_ram=False):
         """The :class:`~convhw.chain.ChainSpec` of the whole network: one core per layer.
 
         Parameters
@@ -375,8 +375,9 @@ class Network:
             a depthwise convolution), or ``None`` for the layer's default
             (:data:`DEFAULT_FOLDING` for convs; an average pool unfolded; max pools never
             fold).
-        link_registers : bool
-            :class:`~convhw.chain.ChainSpec`'s: whether links may get a register stage.
+        link_registers, small_queues_in_block_ram : bool
+            :class:`~convhw.chain.ChainSpec`'s: whether links may get a register stage, and
+            whether small output queues of wide results go into block RAM.
 
         Raises
         ------
@@ -409,7 +410,8 @@ class Network:
             except (TypeError, ValueError) as error:
                 raise ValueError(f"layer {index} {layer.name!r} ({layer.op}): {error}") from None
         return ChainSpec(specs, [layer.name for layer in self.layers],
-                         link_registers=link_registers)
+                         link_registers=link_registers,
+                         small_queues_in_block_ram=small_queues_in_block_ram)
 
     def to_dict(self):
         """Plain values describing the network and each layer (for reports and JSON)."""
