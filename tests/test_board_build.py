@@ -132,3 +132,19 @@ def test_digits_network_bitstream_for_the_icebreaker(tmp_path, capsys):
     cells = report(build_dir)["utilization"]["ICESTORM_LC"]
     assert cells["used"] <= 0.8 * cells["available"]
     assert report(build_dir)["utilization"]["ICESTORM_DSP"]["used"] == 3
+
+
+def test_design_beyond_what_nextpnr_places_fails_before_placement(tmp_path, capsys):
+    """The digits network at 8 multipliers behind the UART packs into about 91% of the UP5K:
+    the build says so after packing (seconds), instead of letting nextpnr search for hours."""
+    pytest.importorskip("onnx")
+    build_dir = tmp_path / "digits8"
+    assert main(ICEBREAKER, ["build", "--build-dir", str(build_dir), "--model",
+                             "sim/models/digits.onnx", "--max-multipliers", "8"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("python -m boards.icebreaker: error: the design packs into ")
+    assert ("of the icebreaker's 5280 logic cells" in error
+            and "nextpnr does not place much beyond 80% of them: fold further "
+                "(--max-multipliers N) or build a smaller spec" in error)
+    assert error.count("\n") == 1
+    assert not list(build_dir.glob(f"{NAME}.asc")) and not list(build_dir.glob(f"{NAME}.bin"))

@@ -10,6 +10,7 @@ command line.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,46 @@ def _synthesis_options(platform, spec, options):
             "script_after_synth": f"{DONT_CARE_COLLISIONS}\n{synth} -run map_ram:"}
 
 
+def _placeable_fraction(platform):
+    """The fraction of its logic cells that nextpnr places on ``platform``'s family, or None."""
+    from ..toolchain import TARGETS
+    fractions = [target.placeable_fraction for target in TARGETS.values()
+                 if target.family == platform.family.lower() and target.placeable_fraction]
+    return min(fractions, default=None)
+
+
+def _script_steps(path, platform):
+    """``(step, lines)`` to run for Amaranth's build script at ``path``: on a family with a
+    placeable fraction, synthesis, a pack (nextpnr ``--pack-only``, seconds) and the rest, so
+    that a design nextpnr cannot place fails in seconds instead of searching for hours;
+    otherwise the whole script."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    commands = [i for i, line in enumerate(lines) if line.startswith('"$')]
+    place = next((i for i in commands if lines[i].startswith('"$NEXTPNR')), None)
+    if _placeable_fraction(platform) is None or place is None:
+        return [("all", lines)]
+    header = lines[:commands[0]]
+    pack = re.sub(r" --(asc|textcfg) \S+", "", lines[place])
+    pack = pack.replace(f"{NAME}.report.json", f"{NAME}.pack.json") + " --pack-only"
+    return [("synth", lines[:place]), ("pack", header + [pack]),
+            ("place", header + lines[place:])]
+
+
+def _check_packing(report_path, board, platform):
+    """Raise :class:`BuildError` when the packed design is beyond the placeable fraction."""
+    with open(report_path) as f:
+        utilization = json.load(f).get("utilization", {})
+    cells = utilization.get("ICESTORM_LC")
+    fraction = _placeable_fraction(platform)
+    if cells and cells["used"] > fraction * cells["available"]:
+        used, available = cells["used"], cells["available"]
+        raise BuildError(f"the design packs into {used} of the {board.name}'s {available} "
+                         f"logic cells ({used / available:.0%}); nextpnr does not place much "
+                         f"beyond {fraction:.0%} of them: fold further (--max-multipliers N) "
+                         f"or build a smaller spec")
+
+
 def build_plan(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=None, seed=1):
     """``(platform, spec, plan)``: Amaranth's build plan for ``spec`` on ``board`` (checked and
     fitted to the board, :meth:`BoardInfo.fit`), with convhw's synthesis options; nothing run."""
@@ -132,8 +173,9 @@ def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=N
     ToolchainMissing
         A tool is not installed (the message names the extra to install).
     BuildError
-        A tool failed (with the end of its log; a design that does not fit fails in nextpnr), or
-        the bitstream is missing.
+        A tool failed (with the end of its log; a design that does not fit fails in nextpnr),
+        the packed design is beyond what nextpnr places on an iCE40 (about 80% of its cells:
+        said before placement, which would search for hours), or the bitstream is missing.
     """
     platform, spec, plan = build_plan(board, spec, baud=baud, timeout=timeout,
                                       fifo_depth=fifo_depth, seed=seed)
@@ -142,13 +184,18 @@ def build_board(board, spec, *, baud=None, timeout=DEFAULT_TIMEOUT, fifo_depth=N
     started = time.monotonic()
     root = plan.extract(build_dir)
     log_path = os.path.join(root, "build.log")
+    steps = _script_steps(os.path.join(root, f"{plan.script}.sh"), platform)
     with open(log_path, "w") as log:
-        completed = subprocess.run(["sh", f"{plan.script}.sh"], cwd=root, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    if completed.returncode != 0:
-        raise BuildError(f"the {board.name} build failed (exit code {completed.returncode}; "
-                         f"log: {log_path}):\n{_log_tail(log_path)}")
+        for step, lines in steps:
+            completed = subprocess.run(["sh", "-c", "\n".join(lines)], cwd=root, env=env,
+                                       stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL)
+            if completed.returncode != 0:
+                raise BuildError(f"the {board.name} build failed (exit code "
+                                 f"{completed.returncode}; log: {log_path}):\n"
+                                 f"{_log_tail(log_path)}")
+            if step == "pack":
+                _check_packing(os.path.join(root, f"{NAME}.pack.json"), board, platform)
     bitstream = next((os.path.join(root, f"{NAME}.{suffix}") for suffix in ("bin", "bit")
                       if os.path.exists(os.path.join(root, f"{NAME}.{suffix}"))), None)
     if bitstream is None:
